@@ -1,0 +1,211 @@
+//! Text → token ids, driven by the model directory's `tokenizer.json`.
+//!
+//! The shipped model uses the `features` encoder: jieba words, character
+//! n-grams over Chinese runs, and three context features (channel, amount
+//! bucket, length bucket), looked up in the tokenizer's WordLevel vocabulary;
+//! unknown features are dropped. A BERT-style model a bank brings uses the
+//! `text` encoder: its own tokenizer encodes the normalised text. The trainer
+//! calls the same [`FeatureExtractor`], so training and serving cannot drift.
+
+use std::path::Path;
+
+use tokenizers::Tokenizer;
+
+use crate::error::LoadError;
+use crate::model::manifest::{EncoderKind, Manifest};
+use crate::text::amounts::amount_bucket;
+use crate::text::segment::Segmenter;
+
+/// What the encoder reads about one complaint.
+#[derive(Debug, Clone, Copy)]
+pub struct FeatureContext<'a> {
+    /// Normalised and masked text.
+    pub text: &'a str,
+    pub channel: Option<&'a str>,
+    pub amounts: &'a [f64],
+}
+
+/// Token ids for one text (the attention mask is implied by the length).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Encoded {
+    pub ids: Vec<i64>,
+    pub type_ids: Vec<i64>,
+}
+
+/// Produces the feature strings of the `features` encoder.
+pub struct FeatureExtractor {
+    segmenter: Segmenter,
+    char_ngrams: Vec<usize>,
+    max_tokens: usize,
+}
+
+fn is_cjk(ch: char) -> bool {
+    matches!(ch, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')
+}
+
+fn length_bucket(chars: usize) -> &'static str {
+    match chars {
+        0..15 => "xs",
+        15..40 => "s",
+        40..100 => "m",
+        100..250 => "l",
+        _ => "xl",
+    }
+}
+
+impl FeatureExtractor {
+    pub fn new(segmenter: Segmenter, char_ngrams: Vec<usize>, max_tokens: usize) -> Self {
+        Self { segmenter, char_ngrams, max_tokens }
+    }
+
+    pub fn segmenter(&self) -> &Segmenter {
+        &self.segmenter
+    }
+
+    /// Call `f` with each feature string, at most `max_tokens` of them, in a
+    /// fixed order: context, words, then character n-grams.
+    pub fn for_each_feature(&self, ctx: &FeatureContext, mut f: impl FnMut(&str)) {
+        let mut buf = String::with_capacity(32);
+        let mut emitted = 0usize;
+        let max = self.max_tokens;
+        let mut emit = |buf: &str| {
+            if emitted < max {
+                f(buf);
+                emitted += 1;
+            }
+        };
+        buf.push_str("ch:");
+        buf.push_str(ctx.channel.unwrap_or("unknown"));
+        emit(&buf);
+        buf.clear();
+        buf.push_str("amt:");
+        buf.push_str(amount_bucket(ctx.amounts));
+        emit(&buf);
+        let chars: Vec<char> = ctx.text.chars().collect();
+        buf.clear();
+        buf.push_str("len:");
+        buf.push_str(length_bucket(chars.len()));
+        emit(&buf);
+        for word in self.segmenter.cut(ctx.text) {
+            buf.clear();
+            buf.push_str("w:");
+            for ch in word.chars() {
+                buf.push(ch.to_ascii_lowercase());
+            }
+            emit(&buf);
+        }
+        for &n in &self.char_ngrams {
+            if n == 0 {
+                continue;
+            }
+            let mut run_start = 0;
+            for i in 0..=chars.len() {
+                if i < chars.len() && is_cjk(chars[i]) {
+                    continue;
+                }
+                // chars[run_start..i] is a run of Chinese characters
+                if i >= run_start + n {
+                    for s in run_start..=i - n {
+                        buf.clear();
+                        buf.push('c');
+                        buf.push(char::from(b'0' + n as u8));
+                        buf.push(':');
+                        buf.extend(&chars[s..s + n]);
+                        emit(&buf);
+                    }
+                }
+                run_start = i + 1;
+            }
+        }
+    }
+
+    /// All feature strings of one text (for training and inspection).
+    pub fn features(&self, ctx: &FeatureContext) -> Vec<String> {
+        let mut out = Vec::new();
+        self.for_each_feature(ctx, |s| out.push(s.to_owned()));
+        out
+    }
+}
+
+/// Turns complaints into model inputs as the manifest says.
+pub struct Encoder {
+    kind: EncoderKind,
+    tokenizer: Tokenizer,
+    features: Option<FeatureExtractor>,
+    max_tokens: usize,
+}
+
+impl Encoder {
+    pub fn load(dir: &Path, manifest: &Manifest) -> Result<Self, LoadError> {
+        let path = dir.join(&manifest.tokenizer);
+        if !path.exists() {
+            return Err(LoadError::io(&path, std::io::Error::from(std::io::ErrorKind::NotFound)));
+        }
+        let tokenizer = Tokenizer::from_file(&path).map_err(|e| LoadError::invalid(&path, e.to_string()))?;
+        let spec = &manifest.encoder;
+        let features = match spec.kind {
+            EncoderKind::Features => {
+                let dict = spec.user_dict.as_ref().map(|d| dir.join(d));
+                let segmenter = Segmenter::load(dict.as_deref(), spec.hmm)?;
+                Some(FeatureExtractor::new(segmenter, spec.char_ngrams.clone(), spec.max_tokens))
+            }
+            EncoderKind::Text => None,
+        };
+        Ok(Self { kind: spec.kind, tokenizer, features, max_tokens: spec.max_tokens })
+    }
+
+    pub fn feature_extractor(&self) -> Option<&FeatureExtractor> {
+        self.features.as_ref()
+    }
+
+    pub fn encode(&self, ctx: &FeatureContext) -> Result<Encoded, String> {
+        match (self.kind, &self.features) {
+            (EncoderKind::Features, Some(fx)) => {
+                let mut ids = Vec::with_capacity(128);
+                fx.for_each_feature(ctx, |feature| {
+                    if let Some(id) = self.tokenizer.token_to_id(feature) {
+                        ids.push(id as i64);
+                    }
+                });
+                let type_ids = vec![0; ids.len()];
+                Ok(Encoded { ids, type_ids })
+            }
+            _ => {
+                let enc = self.tokenizer.encode(ctx.text, true).map_err(|e| format!("tokenizer failed: {e}"))?;
+                let n = enc.get_ids().len().min(self.max_tokens);
+                Ok(Encoded {
+                    ids: enc.get_ids()[..n].iter().map(|&i| i as i64).collect(),
+                    type_ids: enc.get_type_ids()[..n].iter().map(|&i| i as i64).collect(),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn extractor() -> FeatureExtractor {
+        let dict = concat!(env!("CARGO_MANIFEST_DIR"), "/config/finance_dict.txt");
+        FeatureExtractor::new(Segmenter::load(Some(Path::new(dict)), true).unwrap(), vec![2, 3], 1024)
+    }
+
+    #[test]
+    fn features_cover_context_words_and_ngrams() {
+        let fx = extractor();
+        let f = fx.features(&FeatureContext { text: "信用卡被盗刷5万 ATM", channel: Some("phone"), amounts: &[50_000.0] });
+        for expected in ["ch:phone", "amt:lt100k", "len:xs", "w:信用卡", "w:盗刷", "w:atm", "c2:用卡", "c3:信用卡"] {
+            assert!(f.iter().any(|x| x == expected), "{expected} missing from {f:?}");
+        }
+        // n-grams never span a non-Chinese character
+        assert!(!f.iter().any(|x| x.starts_with("c2:") && x.contains('5')));
+    }
+
+    #[test]
+    fn features_are_capped() {
+        let fx = FeatureExtractor::new(extractor().segmenter, vec![2], 10);
+        let f = fx.features(&FeatureContext { text: &"年费太高".repeat(50), channel: None, amounts: &[] });
+        assert_eq!(f.len(), 10);
+    }
+}
