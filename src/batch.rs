@@ -81,39 +81,72 @@ fn id_string(v: Option<serde_json::Value>) -> Option<String> {
 
 /// Parse one JSONL line into a complaint.
 fn parse_json_line(bytes: &[u8]) -> Result<Complaint, (Option<String>, String)> {
-    let line = std::str::from_utf8(bytes).map_err(|e| (None, format!("line is not valid UTF-8 ({e})")))?;
+    let line =
+        std::str::from_utf8(bytes).map_err(|e| (None, format!("line is not valid UTF-8 ({e})")))?;
     if line.trim().is_empty() {
         return Err((None, "empty line".into()));
     }
-    let v: JsonInput = serde_json::from_str(line).map_err(|e| (None, format!("malformed JSON: {e}")))?;
+    let v: JsonInput =
+        serde_json::from_str(line).map_err(|e| (None, format!("malformed JSON: {e}")))?;
     let id = id_string(v.id);
     let text = match v.text {
         Some(serde_json::Value::String(s)) => s,
         Some(_) => return Err((id, "`text` must be a string".into())),
         None => return Err((id, "missing `text` field".into())),
     };
-    Ok(Complaint { id, text, channel: v.channel.filter(|c| !c.is_empty()), ..Complaint::default() })
+    Ok(Complaint {
+        id,
+        text,
+        channel: v.channel.filter(|c| !c.is_empty()),
+        ..Complaint::default()
+    })
 }
 
 enum Reader {
-    Jsonl { reader: BufReader<File>, line: usize },
-    Csv { reader: csv::Reader<File>, text_col: usize, id_col: Option<usize>, channel_col: Option<usize> },
+    Jsonl {
+        reader: BufReader<File>,
+        line: usize,
+    },
+    Csv {
+        reader: csv::Reader<File>,
+        text_col: usize,
+        id_col: Option<usize>,
+        channel_col: Option<usize>,
+    },
 }
 
 impl Reader {
     fn open(path: &Path) -> anyhow::Result<Self> {
-        let file = File::open(path).with_context(|| format!("cannot open input {}", path.display()))?;
-        let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        let file =
+            File::open(path).with_context(|| format!("cannot open input {}", path.display()))?;
+        let is_csv = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
         if !is_csv {
-            return Ok(Reader::Jsonl { reader: BufReader::with_capacity(1 << 20, file), line: 0 });
+            return Ok(Reader::Jsonl {
+                reader: BufReader::with_capacity(1 << 20, file),
+                line: 0,
+            });
         }
         let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(file);
-        let headers = reader.byte_headers().context("cannot read the CSV header")?.clone();
-        let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name.as_bytes()));
+        let headers = reader
+            .byte_headers()
+            .context("cannot read the CSV header")?
+            .clone();
+        let col = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h.eq_ignore_ascii_case(name.as_bytes()))
+        };
         let Some(text_col) = col("text") else {
             bail!("the CSV header has no `text` column (expected id,text[,channel])");
         };
-        Ok(Reader::Csv { text_col, id_col: col("id"), channel_col: col("channel"), reader })
+        Ok(Reader::Csv {
+            text_col,
+            id_col: col("id"),
+            channel_col: col("channel"),
+            reader,
+        })
     }
 
     /// Next record, or None at end of input.
@@ -128,9 +161,17 @@ impl Reader {
                 while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                     buf.pop();
                 }
-                Ok(Some(InputRecord { line: *line, parsed: parse_json_line(&buf) }))
+                Ok(Some(InputRecord {
+                    line: *line,
+                    parsed: parse_json_line(&buf),
+                }))
             }
-            Reader::Csv { reader, text_col, id_col, channel_col } => {
+            Reader::Csv {
+                reader,
+                text_col,
+                id_col,
+                channel_col,
+            } => {
                 let mut rec = csv::ByteRecord::new();
                 match reader.read_byte_record(&mut rec) {
                     Ok(false) => Ok(None),
@@ -145,11 +186,20 @@ impl Reader {
                             }
                         };
                         let parsed = (|| {
-                            let id = field(*id_col).map_err(|e| (None, e))?.filter(|s| !s.is_empty());
+                            let id = field(*id_col)
+                                .map_err(|e| (None, e))?
+                                .filter(|s| !s.is_empty());
                             let text = field(Some(*text_col)).map_err(|e| (id.clone(), e))?;
-                            let channel = field(*channel_col).map_err(|e| (id.clone(), e))?.filter(|s| !s.is_empty());
+                            let channel = field(*channel_col)
+                                .map_err(|e| (id.clone(), e))?
+                                .filter(|s| !s.is_empty());
                             match text {
-                                Some(text) => Ok(Complaint { id, text, channel, ..Complaint::default() }),
+                                Some(text) => Ok(Complaint {
+                                    id,
+                                    text,
+                                    channel,
+                                    ..Complaint::default()
+                                }),
                                 None => Err((id, "row has no `text` field".to_owned())),
                             }
                         })();
@@ -157,7 +207,10 @@ impl Reader {
                     }
                     Err(e) => {
                         let line = e.position().map_or(0, |p| p.line() as usize);
-                        Ok(Some(InputRecord { line, parsed: Err((None, format!("malformed CSV row: {e}"))) }))
+                        Ok(Some(InputRecord {
+                            line,
+                            parsed: Err((None, format!("malformed CSV row: {e}"))),
+                        }))
                     }
                 }
             }
@@ -167,7 +220,11 @@ impl Reader {
 
 /// Count complete lines in `path` and cut off a torn last line; returns the count.
 fn prepare_resume(path: &Path) -> anyhow::Result<usize> {
-    let mut file = OpenOptions::new().read(true).write(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
     let mut complete = 0usize;
     let mut last_newline_end = 0u64;
     let mut pos = 0u64;
@@ -201,20 +258,35 @@ fn count_records(path: &Path) -> Option<u64> {
         n += 1;
         buf.clear();
     }
-    let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let is_csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     Some(if is_csv { n.saturating_sub(1) } else { n })
 }
 
 /// Score one input record into its output line (without the newline).
-fn score_line(rec: &InputRecord, result: Option<Result<Triage, crate::TriageError>>) -> (String, Option<Triage>) {
+fn score_line(
+    rec: &InputRecord,
+    result: Option<Result<Triage, crate::TriageError>>,
+) -> (String, Option<Triage>) {
     match (&rec.parsed, result) {
         (Err((id, msg)), _) => {
-            let e = ErrorRecord { id: id.as_deref(), line: rec.line, error: msg, code: "bad_record" };
+            let e = ErrorRecord {
+                id: id.as_deref(),
+                line: rec.line,
+                error: msg,
+                code: "bad_record",
+            };
             (serde_json::to_string(&e).expect("serialisable"), None)
         }
         (Ok(c), Some(Err(err))) => {
             let msg = err.to_string();
-            let e = ErrorRecord { id: c.id.as_deref(), line: rec.line, error: &msg, code: err.code() };
+            let e = ErrorRecord {
+                id: c.id.as_deref(),
+                line: rec.line,
+                error: &msg,
+                code: err.code(),
+            };
             (serde_json::to_string(&e).expect("serialisable"), None)
         }
         (Ok(_), Some(Ok(t))) => (serde_json::to_string(&t).expect("serialisable"), Some(t)),
@@ -229,7 +301,10 @@ pub fn rescore(engine: &Engine, opts: &RescoreOptions) -> anyhow::Result<Rescore
     let skip = if opts.resume && exists {
         prepare_resume(&opts.output)?
     } else if exists && !opts.force {
-        bail!("{} already exists: pass --resume to continue that run or --force to overwrite it", opts.output.display());
+        bail!(
+            "{} already exists: pass --resume to continue that run or --force to overwrite it",
+            opts.output.display()
+        );
     } else {
         0
     };
@@ -237,7 +312,8 @@ pub fn rescore(engine: &Engine, opts: &RescoreOptions) -> anyhow::Result<Rescore
     let file = if skip > 0 || (opts.resume && exists) {
         OpenOptions::new().append(true).open(&opts.output)?
     } else {
-        File::create(&opts.output).with_context(|| format!("cannot create {}", opts.output.display()))?
+        File::create(&opts.output)
+            .with_context(|| format!("cannot create {}", opts.output.display()))?
     };
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut reader = Reader::open(&opts.input)?;
@@ -274,11 +350,17 @@ pub fn rescore(engine: &Engine, opts: &RescoreOptions) -> anyhow::Result<Rescore
         let lines: Vec<(String, Option<Triage>)> = chunk
             .par_chunks(opts.batch.max(1))
             .flat_map_iter(|part| {
-                let complaints: Vec<Complaint> = part.iter().filter_map(|r| r.parsed.as_ref().ok().cloned()).collect();
+                let complaints: Vec<Complaint> = part
+                    .iter()
+                    .filter_map(|r| r.parsed.as_ref().ok().cloned())
+                    .collect();
                 let mut results = engine.triage_batch(&complaints).into_iter();
                 part.iter()
                     .map(|r| {
-                        let res = r.parsed.is_ok().then(|| results.next().expect("result per complaint"));
+                        let res = r
+                            .parsed
+                            .is_ok()
+                            .then(|| results.next().expect("result per complaint"));
                         score_line(r, res)
                     })
                     .collect::<Vec<_>>()
@@ -293,7 +375,12 @@ pub fn rescore(engine: &Engine, opts: &RescoreOptions) -> anyhow::Result<Rescore
                     summary.scored += 1;
                     *summary.per_queue.entry(t.route.queue.clone()).or_default() += 1;
                     for (axis, l) in &t.labels {
-                        *summary.per_label.entry(axis.clone()).or_default().entry(l.value.clone()).or_default() += 1;
+                        *summary
+                            .per_label
+                            .entry(axis.clone())
+                            .or_default()
+                            .entry(l.value.clone())
+                            .or_default() += 1;
                     }
                     summary.needs_review += usize::from(t.needs_review);
                 }
@@ -316,7 +403,11 @@ pub fn rescore(engine: &Engine, opts: &RescoreOptions) -> anyhow::Result<Rescore
         bar.finish_and_clear();
     }
     summary.seconds = start.elapsed().as_secs_f64();
-    summary.per_second = if summary.seconds > 0.0 { summary.records as f64 / summary.seconds } else { 0.0 };
+    summary.per_second = if summary.seconds > 0.0 {
+        summary.records as f64 / summary.seconds
+    } else {
+        0.0
+    };
     Ok(summary)
 }
 
@@ -329,9 +420,16 @@ impl RescoreSummary {
             self.scored,
             self.errors,
             self.needs_review,
-            if self.resumed_after > 0 { format!(", resumed after {} already written", self.resumed_after) } else { String::new() }
+            if self.resumed_after > 0 {
+                format!(", resumed after {} already written", self.resumed_after)
+            } else {
+                String::new()
+            }
         );
-        s.push_str(&format!("throughput {:.0} records/s over {:.2} s\n", self.per_second, self.seconds));
+        s.push_str(&format!(
+            "throughput {:.0} records/s over {:.2} s\n",
+            self.per_second, self.seconds
+        ));
         s.push_str("queues:");
         for (q, n) in &self.per_queue {
             s.push_str(&format!(" {q}={n}"));
@@ -354,12 +452,22 @@ mod tests {
 
     #[test]
     fn json_lines_parse_or_explain() {
-        let c = parse_json_line(br#"{"id": 7, "text": "x", "channel": "app", "extra": 1}"#).unwrap();
+        let c =
+            parse_json_line(br#"{"id": 7, "text": "x", "channel": "app", "extra": 1}"#).unwrap();
         assert_eq!(c.id.as_deref(), Some("7"));
         assert_eq!(c.channel.as_deref(), Some("app"));
-        assert_eq!(parse_json_line(b"{bad").unwrap_err().1.split(':').next(), Some("malformed JSON"));
-        assert_eq!(parse_json_line(br#"{"id":"a"}"#).unwrap_err(), (Some("a".into()), "missing `text` field".into()));
-        assert!(parse_json_line(b"\xff\xfe").unwrap_err().1.contains("UTF-8"));
+        assert_eq!(
+            parse_json_line(b"{bad").unwrap_err().1.split(':').next(),
+            Some("malformed JSON")
+        );
+        assert_eq!(
+            parse_json_line(br#"{"id":"a"}"#).unwrap_err(),
+            (Some("a".into()), "missing `text` field".into())
+        );
+        assert!(parse_json_line(b"\xff\xfe")
+            .unwrap_err()
+            .1
+            .contains("UTF-8"));
         assert_eq!(parse_json_line(b"  ").unwrap_err().1, "empty line");
     }
 
@@ -369,6 +477,9 @@ mod tests {
         let p = dir.path().join("out.jsonl");
         std::fs::write(&p, "{\"a\":1}\n{\"b\":2}\n{\"c\":").unwrap();
         assert_eq!(prepare_resume(&p).unwrap(), 2);
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\"a\":1}\n{\"b\":2}\n");
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "{\"a\":1}\n{\"b\":2}\n"
+        );
     }
 }

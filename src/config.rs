@@ -25,6 +25,40 @@ pub struct TriageConfig {
     pub routing: Routing,
     pub deadlines: Deadlines,
     pub reply: ReplySettings,
+    #[serde(default)]
+    pub server: ServerSettings,
+}
+
+/// `[server]`: how `triage serve` listens and protects itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub bind: String,
+    pub port: u16,
+    pub max_body_bytes: usize,
+    pub request_timeout: String,
+    pub queue_capacity: usize,
+    pub max_batch: usize,
+    pub max_batch_items: usize,
+    pub classify_open: bool,
+    /// name → key
+    pub api_keys: BTreeMap<String, String>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1".into(),
+            port: 8080,
+            max_body_bytes: 2 << 20,
+            request_timeout: "10s".into(),
+            queue_capacity: 4096,
+            max_batch: 64,
+            max_batch_items: 1000,
+            classify_open: true,
+            api_keys: BTreeMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -43,7 +77,10 @@ pub struct Review {
 
 impl Review {
     pub fn threshold(&self, axis: &str) -> f32 {
-        self.min_confidence.get(axis).copied().unwrap_or(self.default_min_confidence)
+        self.min_confidence
+            .get(axis)
+            .copied()
+            .unwrap_or(self.default_min_confidence)
     }
 }
 
@@ -114,18 +151,33 @@ impl TriageConfig {
     /// Read `path`; relative file references are resolved against its directory.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
         let text = std::fs::read_to_string(path).map_err(|e| LoadError::io(path, e))?;
-        let mut cfg: TriageConfig = toml::from_str(&text).map_err(|e| LoadError::invalid(path, e.to_string()))?;
+        let mut cfg: TriageConfig =
+            toml::from_str(&text).map_err(|e| LoadError::invalid(path, e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.signals = base.join(&cfg.signals);
         cfg.replies = base.join(&cfg.replies);
         if cfg.limits.max_chars == 0 {
-            return Err(LoadError::invalid(path, "limits.max_chars must be positive"));
+            return Err(LoadError::invalid(
+                path,
+                "limits.max_chars must be positive",
+            ));
+        }
+        parse_duration(&cfg.server.request_timeout)
+            .map_err(|e| LoadError::invalid(path, format!("server.request_timeout: {e}")))?;
+        if cfg.server.max_batch == 0 || cfg.server.queue_capacity == 0 {
+            return Err(LoadError::invalid(
+                path,
+                "server.max_batch and server.queue_capacity must be positive",
+            ));
         }
         Ok(cfg)
     }
 
     pub fn display_name<'a>(&'a self, axis: &str, label: &'a str) -> &'a str {
-        self.display.get(axis).and_then(|m| m.get(label)).map_or(label, String::as_str)
+        self.display
+            .get(axis)
+            .and_then(|m| m.get(label))
+            .map_or(label, String::as_str)
     }
 
     pub fn queue_name<'a>(&'a self, queue: &'a str) -> &'a str {
@@ -137,12 +189,15 @@ impl TriageConfig {
 pub fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 30m, 2h or 15d"))?;
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 10s, 30m, 2h or 15d"))?;
     match unit {
+        "s" => Ok(chrono::Duration::seconds(n)),
         "m" => Ok(chrono::Duration::minutes(n)),
         "h" => Ok(chrono::Duration::hours(n)),
         "d" => Ok(chrono::Duration::days(n)),
-        _ => Err(format!("`{s}` is not a duration like 30m, 2h or 15d")),
+        _ => Err(format!("`{s}` is not a duration like 10s, 30m, 2h or 15d")),
     }
 }
 
@@ -152,7 +207,10 @@ mod tests {
 
     #[test]
     fn durations_parse_and_reject_garbage() {
-        assert_eq!(parse_duration("30m").unwrap(), chrono::Duration::minutes(30));
+        assert_eq!(
+            parse_duration("30m").unwrap(),
+            chrono::Duration::minutes(30)
+        );
         assert_eq!(parse_duration("48h").unwrap(), chrono::Duration::hours(48));
         assert!(parse_duration("2 weeks").is_err());
         assert!(parse_duration("h").is_err());
@@ -160,7 +218,11 @@ mod tests {
 
     #[test]
     fn shipped_config_loads() {
-        let cfg = TriageConfig::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/triage.toml"))).unwrap();
+        let cfg = TriageConfig::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/triage.toml"
+        )))
+        .unwrap();
         assert_eq!(cfg.queue_name("anti_fraud"), "反欺诈中心");
         assert_eq!(cfg.review.threshold("severity"), 0.45);
         assert_eq!(cfg.review.threshold("product"), 0.5);

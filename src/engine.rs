@@ -38,7 +38,10 @@ pub struct Complaint {
 
 impl Complaint {
     pub fn new(text: impl Into<String>) -> Self {
-        Self { text: text.into(), ..Self::default() }
+        Self {
+            text: text.into(),
+            ..Self::default()
+        }
     }
 }
 
@@ -129,12 +132,15 @@ impl Engine {
         let manifest = Arc::new(Manifest::load(&opts.model_dir)?);
         let detector = SignalDetector::load(&cfg.signals)?;
         let names = detector.names();
-        let router = Router::new(&cfg, &manifest, &names).map_err(|m| LoadError::invalid(&opts.config, m))?;
+        let router = Router::new(&cfg, &manifest, &names)
+            .map_err(|m| LoadError::invalid(&opts.config, m))?;
         let drafter = ReplyDrafter::load(&cfg.replies, &cfg, &names)?;
         let encoder = Encoder::load(&opts.model_dir, &manifest)?;
         let classifier = Classifier::load(&opts.model_dir, manifest.clone(), opts.sessions)?;
         Ok(Self {
-            limits: NormaliseLimits { max_chars: cfg.limits.max_chars },
+            limits: NormaliseLimits {
+                max_chars: cfg.limits.max_chars,
+            },
             cfg,
             manifest,
             encoder,
@@ -157,8 +163,95 @@ impl Engine {
         &self.drafter
     }
 
+    /// Route given labels (e.g. a human's) with given signals: what the
+    /// routing policy does independent of the model.
+    pub fn route_labels(
+        &self,
+        mut labels: BTreeMap<String, String>,
+        signals: &[Signal],
+        _channel: Option<&str>,
+    ) -> Route {
+        self.router.route(&mut labels, signals, Utc::now()).0
+    }
+
+    /// Add a signal found outside the text (e.g. the store saw an open case of
+    /// the same customer and category) and redo routing and the reply.
+    pub fn apply_signal(&self, triage: &mut Triage, signal: Signal) {
+        if triage.signals.iter().any(|s| s.name == signal.name) {
+            return;
+        }
+        triage.signals.push(signal);
+        let received = DateTime::parse_from_rfc3339(&triage.received_at)
+            .map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc));
+        let (route, reply) = self.route_and_reply(
+            &triage.id,
+            triage.channel.as_deref(),
+            received,
+            &mut triage.labels,
+            &triage.signals,
+            &triage.amounts,
+        );
+        triage.route = route;
+        triage.reply = reply;
+    }
+
+    /// Routing (which may raise labels in place) and the drafted reply.
+    fn route_and_reply(
+        &self,
+        id: &str,
+        channel: Option<&str>,
+        received: DateTime<Utc>,
+        labels: &mut BTreeMap<String, AxisLabel>,
+        signals: &[Signal],
+        amounts: &[f64],
+    ) -> (Route, Reply) {
+        let mut chosen: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect();
+        let (route, raised) = self.router.route(&mut chosen, signals, received);
+        for r in raised {
+            if let Some(l) = labels.get_mut(&r.axis) {
+                l.raised_from.get_or_insert_with(|| l.value.clone());
+                l.value = r.to;
+            }
+        }
+        let tz = self.router.timezone();
+        let display_time = |rfc: &str| {
+            DateTime::parse_from_rfc3339(rfc)
+                .map(|t| {
+                    t.with_timezone(&tz)
+                        .format("%Y年%m月%d日 %H:%M")
+                        .to_string()
+                })
+                .unwrap_or_default()
+        };
+        let channel_name = channel.map(|ch| self.cfg.channels.get(ch).map_or(ch, String::as_str));
+        let label_of = |axis: &str| chosen.get(axis).map_or("", String::as_str);
+        let facts = ReplyFacts {
+            case_id: id,
+            channel: channel_name.unwrap_or(&self.cfg.reply.unknown_channel),
+            received: &received
+                .with_timezone(&tz)
+                .format("%Y年%m月%d日 %H:%M")
+                .to_string(),
+            product: self.cfg.display_name("product", label_of("product")),
+            category: self.cfg.display_name("category", label_of("category")),
+            amounts,
+            queue: self.cfg.queue_name(&route.queue),
+            first_response_due: &display_time(&route.first_response_due),
+            resolution_due: &display_time(&route.resolution_due),
+            labels: &chosen,
+            signals,
+        };
+        let reply = self.drafter.draft(&facts);
+        (route, reply)
+    }
+
     pub fn triage(&self, complaint: &Complaint) -> Result<Triage, TriageError> {
-        self.triage_batch(std::slice::from_ref(complaint)).pop().expect("one result per complaint")
+        self.triage_batch(std::slice::from_ref(complaint))
+            .pop()
+            .expect("one result per complaint")
     }
 
     /// Triage many complaints with one model call; one result per input, in order.
@@ -166,10 +259,18 @@ impl Engine {
         let now = Utc::now();
         let prepared: Vec<Result<(PreparedText, Encoded), TriageError>> =
             complaints.iter().map(|c| self.prepare_one(c)).collect();
-        let batch: Vec<Encoded> = prepared.iter().filter_map(|p| p.as_ref().ok().map(|(_, e)| e.clone())).collect();
+        let batch: Vec<Encoded> = prepared
+            .iter()
+            .filter_map(|p| p.as_ref().ok().map(|(_, e)| e.clone()))
+            .collect();
         let predictions = match self.classifier.predict(&batch) {
             Ok(p) => p,
-            Err(e) => return complaints.iter().map(|_| Err(TriageError::Inference(e.to_string()))).collect(),
+            Err(e) => {
+                return complaints
+                    .iter()
+                    .map(|_| Err(TriageError::Inference(e.to_string())))
+                    .collect()
+            }
         };
         let mut predictions = predictions.into_iter();
         complaints
@@ -177,7 +278,9 @@ impl Engine {
             .zip(prepared)
             .map(|(c, p)| {
                 let (text, _) = p?;
-                let probs = predictions.next().expect("a prediction per encoded complaint");
+                let probs = predictions
+                    .next()
+                    .expect("a prediction per encoded complaint");
                 Ok(self.assemble(c, text, &probs, now))
             })
             .collect()
@@ -188,69 +291,73 @@ impl Engine {
             if !self.cfg.channels.contains_key(ch) {
                 return Err(TriageError::UnknownChannel {
                     channel: ch.clone(),
-                    known: self.cfg.channels.keys().cloned().collect::<Vec<_>>().join(", "),
+                    known: self
+                        .cfg
+                        .channels
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 });
             }
         }
         let text = prepare(&c.text, &self.limits)?;
-        let ctx = FeatureContext { text: &text.masked, channel: c.channel.as_deref(), amounts: &text.amounts };
+        let ctx = FeatureContext {
+            text: &text.masked,
+            channel: c.channel.as_deref(),
+            amounts: &text.amounts,
+        };
         let encoded = self.encoder.encode(&ctx).map_err(TriageError::Inference)?;
         Ok((text, encoded))
     }
 
-    fn assemble(&self, c: &Complaint, text: PreparedText, probs: &[Vec<f32>], now: DateTime<Utc>) -> Triage {
+    fn assemble(
+        &self,
+        c: &Complaint,
+        text: PreparedText,
+        probs: &[Vec<f32>],
+        now: DateTime<Utc>,
+    ) -> Triage {
         let received = c.received_at.unwrap_or(now);
         let mut labels = BTreeMap::new();
-        let mut chosen = BTreeMap::new();
         let mut review_reasons = Vec::new();
         for (head, p) in self.manifest.heads.iter().zip(probs) {
-            let (best, second) = top_two(p);
+            let (best, second) = head.decide(p);
             let confidence = p[best];
             let threshold = self.cfg.review.threshold(&head.name);
             if confidence < threshold {
-                review_reasons.push(format!("{} confidence {:.3} below {:.3}", head.name, confidence, threshold));
+                review_reasons.push(format!(
+                    "{} confidence {:.3} below {:.3}",
+                    head.name, confidence, threshold
+                ));
             }
-            chosen.insert(head.name.clone(), head.labels[best].clone());
             labels.insert(
                 head.name.clone(),
                 AxisLabel {
                     value: head.labels[best].clone(),
                     confidence,
-                    runner_up: second.map(|s| Candidate { value: head.labels[s].clone(), confidence: p[s] }),
+                    runner_up: second.map(|s| Candidate {
+                        value: head.labels[s].clone(),
+                        confidence: p[s],
+                    }),
                     raised_from: None,
                 },
             );
         }
-        let signals = self.detector.detect(&text.masked, c.channel.as_deref(), &text.amounts, &text.pii);
-        let (route, raised) = self.router.route(&mut chosen, &signals, received);
-        for r in raised {
-            if let Some(l) = labels.get_mut(&r.axis) {
-                l.raised_from.get_or_insert_with(|| l.value.clone());
-                l.value = r.to;
-            }
-        }
-        let id = c.id.clone().unwrap_or_else(|| generate_case_id(&text.masked, received));
-        let tz = self.router.timezone();
-        let display_time = |rfc: &str| {
-            DateTime::parse_from_rfc3339(rfc).map(|t| t.with_timezone(&tz).format("%Y年%m月%d日 %H:%M").to_string()).unwrap_or_default()
-        };
-        let received_local = received.with_timezone(&tz);
-        let channel_name = c.channel.as_deref().map(|ch| self.cfg.channels.get(ch).map_or(ch, String::as_str));
-        let label_of = |axis: &str| chosen.get(axis).map_or("", String::as_str);
-        let facts = ReplyFacts {
-            case_id: &id,
-            channel: channel_name.unwrap_or(&self.cfg.reply.unknown_channel),
-            received: &received_local.format("%Y年%m月%d日 %H:%M").to_string(),
-            product: self.cfg.display_name("product", label_of("product")),
-            category: self.cfg.display_name("category", label_of("category")),
-            amounts: &text.amounts,
-            queue: self.cfg.queue_name(&route.queue),
-            first_response_due: &display_time(&route.first_response_due),
-            resolution_due: &display_time(&route.resolution_due),
-            labels: &chosen,
-            signals: &signals,
-        };
-        let reply = self.drafter.draft(&facts);
+        let signals =
+            self.detector
+                .detect(&text.masked, c.channel.as_deref(), &text.amounts, &text.pii);
+        let id =
+            c.id.clone()
+                .unwrap_or_else(|| generate_case_id(&text.masked, received));
+        let (route, reply) = self.route_and_reply(
+            &id,
+            c.channel.as_deref(),
+            received,
+            &mut labels,
+            &signals,
+            &text.amounts,
+        );
         Triage {
             id,
             needs_review: !review_reasons.is_empty(),
@@ -262,21 +369,15 @@ impl Engine {
             reply,
             text_masked: text.masked,
             channel: c.channel.clone(),
-            received_at: received_local.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-            model: ModelInfo { name: self.manifest.name.clone(), version: self.manifest.version.clone() },
+            received_at: received
+                .with_timezone(&self.router.timezone())
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            model: ModelInfo {
+                name: self.manifest.name.clone(),
+                version: self.manifest.version.clone(),
+            },
         }
     }
-}
-
-fn top_two(p: &[f32]) -> (usize, Option<usize>) {
-    let mut best = 0;
-    for i in 1..p.len() {
-        if p[i] > p[best] {
-            best = i;
-        }
-    }
-    let second = (0..p.len()).filter(|&i| i != best).max_by(|&a, &b| p[a].total_cmp(&p[b]));
-    (best, second)
 }
 
 /// A readable, unique case number when the caller sent no id: C + date + 8 hex.
@@ -284,11 +385,23 @@ fn generate_case_id(masked: &str, received: DateTime<Utc>) -> String {
     let n = CASE_COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut h = Sha256::new();
     h.update(masked.as_bytes());
-    h.update(received.timestamp_nanos_opt().unwrap_or_default().to_le_bytes());
+    h.update(
+        received
+            .timestamp_nanos_opt()
+            .unwrap_or_default()
+            .to_le_bytes(),
+    );
     h.update(n.to_le_bytes());
     h.update(std::process::id().to_le_bytes());
     let d = h.finalize();
-    format!("C{}{:02x}{:02x}{:02x}{:02x}", received.format("%Y%m%d"), d[0], d[1], d[2], d[3])
+    format!(
+        "C{}{:02x}{:02x}{:02x}{:02x}",
+        received.format("%Y%m%d"),
+        d[0],
+        d[1],
+        d[2],
+        d[3]
+    )
 }
 
 /// Convenience for tools and tests: the repository's default model and config.

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 /// A problem with one complaint: the caller can fix the input and retry.
 #[derive(Debug, thiserror::Error)]
 pub enum TriageError {
-    #[error("the complaint text is empty (or only whitespace): send the customer's words in `text`")]
+    #[error(
+        "the complaint text is empty (or only whitespace): send the customer's words in `text`"
+    )]
     EmptyText,
     #[error("the complaint text has {chars} characters, over the limit of {max}: split it or raise `limits.max_chars` in the config")]
     TextTooLong { chars: usize, max: usize },
@@ -33,7 +35,10 @@ impl TriageError {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {cause}. Check the path (models default to ./models, config to ./config/triage.toml)")]
-    Io { path: PathBuf, cause: std::io::Error },
+    Io {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
     #[error("{path} is not valid: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error(
@@ -47,9 +52,15 @@ pub enum LoadError {
 
 impl LoadError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        LoadError::Io { path: path.into(), cause: source }
+        LoadError::Io {
+            path: path.into(),
+            cause: source,
+        }
     }
     pub(crate) fn invalid(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        LoadError::Invalid { path: path.into(), message: message.into() }
+        LoadError::Invalid {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }

@@ -5,14 +5,16 @@
 //! signals → route → draft reply, assembled by [`Engine`]. Transports (CLI,
 //! batch, HTTP) are thin layers over [`Engine::triage`].
 
-pub mod config;
 pub mod batch;
+pub mod config;
 pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod model;
+pub mod queue;
 pub mod reply;
 pub mod routing;
+pub mod server;
 pub mod signals;
 pub mod text;
 pub mod train;

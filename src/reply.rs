@@ -108,7 +108,8 @@ pub struct ReplyDrafter {
 }
 
 fn matches(cond: &LabelCondition, labels: &BTreeMap<String, String>) -> bool {
-    cond.iter().all(|(axis, allowed)| labels.get(axis).is_some_and(|l| allowed.contains(l)))
+    cond.iter()
+        .all(|(axis, allowed)| labels.get(axis).is_some_and(|l| allowed.contains(l)))
 }
 
 /// Replace `{name}` placeholders; unknown names are left for validation to catch.
@@ -143,7 +144,10 @@ fn render(template: &str, vars: &[(&str, &str)]) -> String {
 
 fn unknown_placeholder(template: &str) -> Option<String> {
     let re = Regex::new(r"\{([^{}]*)\}").unwrap();
-    let unknown = re.captures_iter(template).map(|c| c[1].to_owned()).find(|n| !PLACEHOLDERS.contains(&n.as_str()));
+    let unknown = re
+        .captures_iter(template)
+        .map(|c| c[1].to_owned())
+        .find(|n| !PLACEHOLDERS.contains(&n.as_str()));
     unknown
 }
 
@@ -172,20 +176,38 @@ impl ReplyDrafter {
         Self::from_toml(&text, cfg, signal_names).map_err(|m| LoadError::invalid(path, m))
     }
 
-    pub fn from_toml(text: &str, cfg: &TriageConfig, signal_names: &[&str]) -> Result<Self, String> {
+    pub fn from_toml(
+        text: &str,
+        cfg: &TriageConfig,
+        signal_names: &[&str],
+    ) -> Result<Self, String> {
         let t: TemplatesFile = toml::from_str(text).map_err(|e| e.to_string())?;
-        let mut all: Vec<&str> = vec![&t.acknowledgement, &t.restatement, &t.amounts_clause, &t.handling, &t.remedies, &t.signoff];
+        let mut all: Vec<&str> = vec![
+            &t.acknowledgement,
+            &t.restatement,
+            &t.amounts_clause,
+            &t.handling,
+            &t.remedies,
+            &t.signoff,
+        ];
         all.extend(t.empathy.iter().map(|r| r.text.as_str()));
         all.extend(t.safety.iter().map(|r| r.text.as_str()));
         if let Some(name) = all.iter().find_map(|s| unknown_placeholder(s)) {
-            return Err(format!("unknown placeholder {{{name}}}; known: {}", PLACEHOLDERS.join(", ")));
+            return Err(format!(
+                "unknown placeholder {{{name}}}; known: {}",
+                PLACEHOLDERS.join(", ")
+            ));
         }
         if !t.empathy.last().is_some_and(|r| r.when.is_empty()) {
-            return Err("the last [[empathy]] rule must have an empty `when` (the default tone)".into());
+            return Err(
+                "the last [[empathy]] rule must have an empty `when` (the default tone)".into(),
+            );
         }
         for s in t.safety.iter().flat_map(|r| &r.signals) {
             if !signal_names.contains(&s.as_str()) {
-                return Err(format!("[[safety]] names signal `{s}`, which signals.toml does not define"));
+                return Err(format!(
+                    "[[safety]] names signal `{s}`, which signals.toml does not define"
+                ));
             }
         }
         let forbidden = t
@@ -194,7 +216,12 @@ impl ReplyDrafter {
             .iter()
             .map(|p| Regex::new(p).map_err(|e| format!("compliance pattern `{p}` is invalid: {e}")))
             .collect::<Result<_, _>>()?;
-        Ok(Self { t, forbidden, hotline: cfg.reply.hotline.clone(), institution: cfg.reply.institution.clone() })
+        Ok(Self {
+            t,
+            forbidden,
+            hotline: cfg.reply.hotline.clone(),
+            institution: cfg.reply.institution.clone(),
+        })
     }
 
     pub fn draft(&self, f: &ReplyFacts) -> Reply {
@@ -230,7 +257,10 @@ impl ReplyDrafter {
             .iter()
             .filter(|r| {
                 let labels_ok = r.when.is_empty() || matches(&r.when, f.labels);
-                let signals_ok = r.signals.is_empty() || r.signals.iter().any(|s| f.signals.iter().any(|x| &x.name == s));
+                let signals_ok = r.signals.is_empty()
+                    || r.signals
+                        .iter()
+                        .any(|s| f.signals.iter().any(|x| &x.name == s));
                 labels_ok && signals_ok && !(r.when.is_empty() && r.signals.is_empty())
             })
             .map(|r| render(&r.text, &vars))
@@ -240,7 +270,11 @@ impl ReplyDrafter {
         }
         parts.push(("remedies", render(&self.t.remedies, &vars)));
         parts.push(("signoff", render(&self.t.signoff, &vars)));
-        let text: String = parts.iter().map(|(_, p)| p.as_str()).collect::<Vec<_>>().join("\n");
+        let text: String = parts
+            .iter()
+            .map(|(_, p)| p.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
         let compliance = self.check(&text);
         Reply {
             text: compliance.passed.then_some(text),
@@ -261,7 +295,10 @@ impl ReplyDrafter {
                 problems.push(format!("forbidden wording: {}", m.as_str()));
             }
         }
-        Compliance { passed: problems.is_empty(), problems }
+        Compliance {
+            passed: problems.is_empty(),
+            problems,
+        }
     }
 }
 

@@ -61,12 +61,17 @@ pub struct Router {
 }
 
 fn matches(cond: &LabelCondition, labels: &BTreeMap<String, String>) -> bool {
-    cond.iter().all(|(axis, allowed)| labels.get(axis).is_some_and(|l| allowed.contains(l)))
+    cond.iter()
+        .all(|(axis, allowed)| labels.get(axis).is_some_and(|l| allowed.contains(l)))
 }
 
 impl Router {
     /// Compile the policy, checking every queue, axis, label and signal it names.
-    pub fn new(cfg: &TriageConfig, manifest: &Manifest, signal_names: &[&str]) -> Result<Self, String> {
+    pub fn new(
+        cfg: &TriageConfig,
+        manifest: &Manifest,
+        signal_names: &[&str],
+    ) -> Result<Self, String> {
         let check_queue = |q: &str, ctx: &str| -> Result<(), String> {
             if cfg.queues.contains_key(q) {
                 Ok(())
@@ -75,9 +80,14 @@ impl Router {
             }
         };
         let check_label = |axis: &str, label: &str, ctx: &str| -> Result<(), String> {
-            let head = manifest.head(axis).ok_or_else(|| format!("{ctx} names axis `{axis}`, which the model does not predict"))?;
+            let head = manifest.head(axis).ok_or_else(|| {
+                format!("{ctx} names axis `{axis}`, which the model does not predict")
+            })?;
             if head.index_of(label).is_none() {
-                return Err(format!("{ctx} names {axis} label `{label}`; the model's labels are {}", head.labels.join(", ")));
+                return Err(format!(
+                    "{ctx} names {axis} label `{label}`; the model's labels are {}",
+                    head.labels.join(", ")
+                ));
             }
             Ok(())
         };
@@ -97,23 +107,33 @@ impl Router {
             owners.push((r.when.clone(), r.queue.clone(), r.reason.clone()));
         }
         if !owners.last().is_some_and(|(w, _, _)| w.is_empty()) {
-            return Err("the last routing.owner rule must have an empty `when` (a fallback queue)".into());
+            return Err(
+                "the last routing.owner rule must have an empty `when` (a fallback queue)".into(),
+            );
         }
-        let ordinal: BTreeMap<String, Vec<String>> =
-            manifest.heads.iter().filter(|h| h.ordinal).map(|h| (h.name.clone(), h.labels.clone())).collect();
+        let ordinal: BTreeMap<String, Vec<String>> = manifest
+            .heads
+            .iter()
+            .filter(|h| h.ordinal)
+            .map(|h| (h.name.clone(), h.labels.clone()))
+            .collect();
         let mut escalations = Vec::new();
         for (i, r) in cfg.routing.escalation.iter().enumerate() {
             let ctx = format!("routing.escalation rule {}", i + 1);
             check_cond(&r.when, &ctx)?;
             for s in &r.signals {
                 if !signal_names.contains(&s.as_str()) {
-                    return Err(format!("{ctx} names signal `{s}`, which signals.toml does not define"));
+                    return Err(format!(
+                        "{ctx} names signal `{s}`, which signals.toml does not define"
+                    ));
                 }
             }
             for (axis, label) in &r.raise {
                 check_label(axis, label, &ctx)?;
                 if !ordinal.contains_key(axis) {
-                    return Err(format!("{ctx} raises `{axis}`, which is not an ordinal axis in the manifest"));
+                    return Err(format!(
+                        "{ctx} raises `{axis}`, which is not an ordinal axis in the manifest"
+                    ));
                 }
             }
             if let Some(q) = &r.owner {
@@ -122,11 +142,20 @@ impl Router {
             for q in &r.notify {
                 check_queue(q, &ctx)?;
             }
-            let first_response = r.first_response.as_deref().map(parse_duration).transpose().map_err(|e| format!("{ctx}: {e}"))?;
+            let first_response = r
+                .first_response
+                .as_deref()
+                .map(parse_duration)
+                .transpose()
+                .map_err(|e| format!("{ctx}: {e}"))?;
             escalations.push(Escalation {
                 when: r.when.clone(),
                 signals: r.signals.clone(),
-                raise: r.raise.iter().map(|(a, l)| (a.clone(), l.clone())).collect(),
+                raise: r
+                    .raise
+                    .iter()
+                    .map(|(a, l)| (a.clone(), l.clone()))
+                    .collect(),
                 owner: r.owner.clone(),
                 notify: r.notify.clone(),
                 first_response,
@@ -139,26 +168,43 @@ impl Router {
         let mut first_response = BTreeMap::new();
         for (label, dur) in &d.first_response {
             check_label(axis, label, "deadlines.first_response")?;
-            first_response.insert(label.clone(), parse_duration(dur).map_err(|e| format!("deadlines.first_response.{label}: {e}"))?);
+            first_response.insert(
+                label.clone(),
+                parse_duration(dur)
+                    .map_err(|e| format!("deadlines.first_response.{label}: {e}"))?,
+            );
         }
         if let Some(head) = manifest.head(axis) {
-            if let Some(missing) = head.labels.iter().find(|l| !first_response.contains_key(*l)) {
-                return Err(format!("deadlines.first_response has no entry for {axis} `{missing}`"));
+            if let Some(missing) = head
+                .labels
+                .iter()
+                .find(|l| !first_response.contains_key(*l))
+            {
+                return Err(format!(
+                    "deadlines.first_response has no entry for {axis} `{missing}`"
+                ));
             }
         }
         let holidays = d
             .holidays
             .iter()
-            .map(|h| NaiveDate::parse_from_str(h, "%Y-%m-%d").map_err(|_| format!("deadlines.holidays: `{h}` is not YYYY-MM-DD")))
+            .map(|h| {
+                NaiveDate::parse_from_str(h, "%Y-%m-%d")
+                    .map_err(|_| format!("deadlines.holidays: `{h}` is not YYYY-MM-DD"))
+            })
             .collect::<Result<_, _>>()?;
-        let tz: Tz = cfg.timezone.parse().map_err(|_| format!("timezone `{}` is not an IANA time zone", cfg.timezone))?;
+        let tz: Tz = cfg
+            .timezone
+            .parse()
+            .map_err(|_| format!("timezone `{}` is not an IANA time zone", cfg.timezone))?;
         Ok(Self {
             owners,
             escalations,
             ordinal,
             first_response,
             first_response_axis: axis.into(),
-            registration: parse_duration(&d.registration).map_err(|e| format!("deadlines.registration: {e}"))?,
+            registration: parse_duration(&d.registration)
+                .map_err(|e| format!("deadlines.registration: {e}"))?,
             resolution_days: d.resolution_days as i64,
             holidays,
             tz,
@@ -173,7 +219,11 @@ impl Router {
         signals: &[Signal],
         received: DateTime<Utc>,
     ) -> (Route, Vec<Raised>) {
-        let (_, owner, owner_reason) = self.owners.iter().find(|(w, _, _)| matches(w, labels)).expect("fallback owner rule");
+        let (_, owner, owner_reason) = self
+            .owners
+            .iter()
+            .find(|(w, _, _)| matches(w, labels))
+            .expect("fallback owner rule");
         let mut queue = owner.clone();
         let mut notify: Vec<String> = Vec::new();
         let mut reasons = vec![owner_reason.clone()];
@@ -196,7 +246,12 @@ impl Router {
                 if rank(&current).unwrap_or(0) < rank(target).unwrap_or(0) {
                     let note = format!("{axis} 由 {current} 上调为 {target}（{}）", esc.reason);
                     reasons.push(note);
-                    raised.push(Raised { axis: axis.clone(), from: current, to: target.clone(), reason: esc.reason.clone() });
+                    raised.push(Raised {
+                        axis: axis.clone(),
+                        from: current,
+                        to: target.clone(),
+                        reason: esc.reason.clone(),
+                    });
                     labels.insert(axis.clone(), target.clone());
                 }
             }
@@ -218,7 +273,9 @@ impl Router {
 
         let local = received.with_timezone(&self.tz);
         let stamp = |t: DateTime<Tz>| t.to_rfc3339_opts(SecondsFormat::Secs, false);
-        let urgency = labels.get(&self.first_response_axis).and_then(|u| self.first_response.get(u));
+        let urgency = labels
+            .get(&self.first_response_axis)
+            .and_then(|u| self.first_response.get(u));
         let mut first = urgency.copied().unwrap_or(Duration::hours(48));
         if let Some(o) = first_override {
             first = first.min(o);
@@ -254,7 +311,10 @@ impl Router {
             }
         }
         let naive = date.and_time(start.time());
-        self.tz.from_local_datetime(&naive).earliest().unwrap_or(start + Duration::days(n as i64))
+        self.tz
+            .from_local_datetime(&naive)
+            .earliest()
+            .unwrap_or(start + Duration::days(n as i64))
     }
 
     pub fn timezone(&self) -> Tz {
@@ -284,35 +344,64 @@ mod tests {
     }
 
     fn config() -> TriageConfig {
-        TriageConfig::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/triage.toml"))).unwrap()
+        TriageConfig::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/triage.toml"
+        )))
+        .unwrap()
     }
 
-    const SIGNALS: &[&str] = &["self_harm_violence", "media_exposure", "group_complaint", "regulator_intent", "lawsuit_police", "regulator_channel", "repeat_complaint", "personal_data", "large_amount"];
+    const SIGNALS: &[&str] = &[
+        "self_harm_violence",
+        "media_exposure",
+        "group_complaint",
+        "regulator_intent",
+        "lawsuit_police",
+        "regulator_channel",
+        "repeat_complaint",
+        "personal_data",
+        "large_amount",
+    ];
 
     fn router() -> Router {
         Router::new(&config(), &manifest(), SIGNALS).unwrap()
     }
 
     fn labels(p: &str, c: &str, sev: &str, urg: &str) -> BTreeMap<String, String> {
-        [("product", p), ("category", c), ("severity", sev), ("urgency", urg), ("sentiment", "negative")]
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+        [
+            ("product", p),
+            ("category", c),
+            ("severity", sev),
+            ("urgency", urg),
+            ("sentiment", "negative"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
     }
 
     fn signal(name: &str) -> Signal {
-        Signal { name: name.into(), evidence: "x".into() }
+        Signal {
+            name: name.into(),
+            evidence: "x".into(),
+        }
     }
 
     // Monday 2026-11-23 10:00 in Shanghai
     fn received() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-23T10:00:00+08:00").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-11-23T10:00:00+08:00")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     #[test]
     fn owner_follows_category_then_product_then_fallback() {
         let r = router();
-        let q = |p: &str, c: &str| r.route(&mut labels(p, c, "low", "normal"), &[], received()).0.queue;
+        let q = |p: &str, c: &str| {
+            r.route(&mut labels(p, c, "low", "normal"), &[], received())
+                .0
+                .queue
+        };
         assert_eq!(q("credit_card", "fund_security"), "anti_fraud");
         assert_eq!(q("credit_card", "pricing_fees"), "card_center");
         assert_eq!(q("loan", "debt_collection"), "collections_oversight");
@@ -324,11 +413,19 @@ mod tests {
     #[test]
     fn deadlines_follow_urgency_in_shanghai_time() {
         let r = router();
-        let (route, _) = r.route(&mut labels("credit_card", "pricing_fees", "low", "normal"), &[], received());
+        let (route, _) = r.route(
+            &mut labels("credit_card", "pricing_fees", "low", "normal"),
+            &[],
+            received(),
+        );
         assert_eq!(route.first_response_due, "2026-11-25T10:00:00+08:00");
         assert_eq!(route.registration_due, "2026-11-24T10:00:00+08:00");
         assert_eq!(route.resolution_due, "2026-12-08T10:00:00+08:00");
-        let (route, _) = r.route(&mut labels("credit_card", "pricing_fees", "low", "immediate"), &[], received());
+        let (route, _) = r.route(
+            &mut labels("credit_card", "pricing_fees", "low", "immediate"),
+            &[],
+            received(),
+        );
         assert_eq!(route.first_response_due, "2026-11-23T12:00:00+08:00");
     }
 
@@ -343,7 +440,10 @@ mod tests {
         assert_eq!(route.queue, "consumer_protection");
         assert!(route.notify.contains(&"crisis".to_string()));
         assert!(route.notify.contains(&"collections_oversight".to_string()));
-        assert!(route.reasons.iter().any(|x| x.contains("severity 由 high 上调为 critical")));
+        assert!(route
+            .reasons
+            .iter()
+            .any(|x| x.contains("severity 由 high 上调为 critical")));
         // critical: 7 working days, Monday → next Wednesday
         assert_eq!(route.resolution_due, "2026-12-02T10:00:00+08:00");
     }
@@ -352,7 +452,11 @@ mod tests {
     fn regulator_and_repeat_notify_consumer_protection_without_lowering() {
         let r = router();
         let mut l = labels("credit_card", "pricing_fees", "critical", "normal");
-        let (route, raised) = r.route(&mut l, &[signal("regulator_channel"), signal("repeat_complaint")], received());
+        let (route, raised) = r.route(
+            &mut l,
+            &[signal("regulator_channel"), signal("repeat_complaint")],
+            received(),
+        );
         assert!(raised.is_empty(), "never lowers a label: {raised:?}");
         assert_eq!(route.queue, "consumer_protection");
         assert!(route.notify.contains(&"card_center".to_string()));
@@ -361,7 +465,11 @@ mod tests {
     #[test]
     fn fraud_in_progress_goes_to_anti_fraud_within_30_minutes() {
         let r = router();
-        let (route, _) = r.route(&mut labels("payment", "fund_security", "critical", "immediate"), &[], received());
+        let (route, _) = r.route(
+            &mut labels("payment", "fund_security", "critical", "immediate"),
+            &[],
+            received(),
+        );
         assert_eq!(route.queue, "anti_fraud");
         assert!(route.notify.contains(&"consumer_protection".to_string()));
         assert_eq!(route.first_response_due, "2026-11-23T10:30:00+08:00");
@@ -370,24 +478,43 @@ mod tests {
     #[test]
     fn working_days_skip_weekends_and_holidays() {
         let r = router();
-        let fri = DateTime::parse_from_rfc3339("2026-09-30T09:00:00+08:00").unwrap().with_timezone(&r.timezone());
+        let fri = DateTime::parse_from_rfc3339("2026-09-30T09:00:00+08:00")
+            .unwrap()
+            .with_timezone(&r.timezone());
         // 10-01, 10-02, 10-05..07 are holidays; 10-03/04 weekend
-        assert_eq!(r.add_working_days(fri, 1).date_naive().to_string(), "2026-10-08");
+        assert_eq!(
+            r.add_working_days(fri, 1).date_naive().to_string(),
+            "2026-10-08"
+        );
     }
 
     #[test]
     fn config_naming_unknown_things_is_rejected() {
         let mut cfg = config();
         cfg.routing.owner[0].queue = "nowhere".into();
-        assert!(Router::new(&cfg, &manifest(), SIGNALS).err().unwrap().contains("queue `nowhere`"));
+        assert!(Router::new(&cfg, &manifest(), SIGNALS)
+            .err()
+            .unwrap()
+            .contains("queue `nowhere`"));
         let mut cfg = config();
         cfg.routing.escalation[0].signals = vec!["telepathy".into()];
-        assert!(Router::new(&cfg, &manifest(), SIGNALS).err().unwrap().contains("signal `telepathy`"));
+        assert!(Router::new(&cfg, &manifest(), SIGNALS)
+            .err()
+            .unwrap()
+            .contains("signal `telepathy`"));
         let mut cfg = config();
-        cfg.routing.owner[0].when.insert("category".into(), vec!["fraud".into()]);
-        assert!(Router::new(&cfg, &manifest(), SIGNALS).err().unwrap().contains("category label `fraud`"));
+        cfg.routing.owner[0]
+            .when
+            .insert("category".into(), vec!["fraud".into()]);
+        assert!(Router::new(&cfg, &manifest(), SIGNALS)
+            .err()
+            .unwrap()
+            .contains("category label `fraud`"));
         let mut cfg = config();
         cfg.deadlines.first_response.remove("high");
-        assert!(Router::new(&cfg, &manifest(), SIGNALS).err().unwrap().contains("no entry for urgency `high`"));
+        assert!(Router::new(&cfg, &manifest(), SIGNALS)
+            .err()
+            .unwrap()
+            .contains("no entry for urgency `high`"));
     }
 }

@@ -55,14 +55,32 @@ impl AxisMetrics {
             let tp = confusion[i][i] as f64;
             let support: usize = confusion[i].iter().sum();
             let predicted: usize = (0..k).map(|t| confusion[t][i]).sum();
-            let precision = if predicted > 0 { tp / predicted as f64 } else { 0.0 };
-            let recall = if support > 0 { tp / support as f64 } else { 0.0 };
-            let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
+            let precision = if predicted > 0 {
+                tp / predicted as f64
+            } else {
+                0.0
+            };
+            let recall = if support > 0 {
+                tp / support as f64
+            } else {
+                0.0
+            };
+            let f1 = if precision + recall > 0.0 {
+                2.0 * precision * recall / (precision + recall)
+            } else {
+                0.0
+            };
             if support > 0 || predicted > 0 {
                 f1_sum += f1;
                 present += 1;
             }
-            per_class.push(ClassMetrics { label: labels[i].clone(), precision, recall, f1, support });
+            per_class.push(ClassMetrics {
+                label: labels[i].clone(),
+                precision,
+                recall,
+                f1,
+                support,
+            });
         }
         let within_one = ordinal.then(|| {
             let close = pairs.iter().filter(|(t, p)| t.abs_diff(*p) <= 1).count();
@@ -73,7 +91,11 @@ impl AxisMetrics {
             axis: axis.to_owned(),
             n,
             accuracy: ratio(correct, n),
-            macro_f1: if present > 0 { f1_sum / present as f64 } else { 0.0 },
+            macro_f1: if present > 0 {
+                f1_sum / present as f64
+            } else {
+                0.0
+            },
             per_class,
             confusion,
             labels: labels.to_vec(),
@@ -83,7 +105,10 @@ impl AxisMetrics {
     }
 
     pub fn recall_of(&self, label: &str) -> Option<f64> {
-        self.per_class.iter().find(|c| c.label == label).map(|c| c.recall)
+        self.per_class
+            .iter()
+            .find(|c| c.label == label)
+            .map(|c| c.recall)
     }
 }
 
@@ -96,7 +121,11 @@ fn ratio(a: usize, b: usize) -> f64 {
 }
 
 /// ECE: the support-weighted gap between confidence and accuracy per bin.
-pub fn expected_calibration_error(pairs: &[(usize, usize)], confidences: &[f32], bins: usize) -> f64 {
+pub fn expected_calibration_error(
+    pairs: &[(usize, usize)],
+    confidences: &[f32],
+    bins: usize,
+) -> f64 {
     let mut count = vec![0usize; bins];
     let mut conf_sum = vec![0f64; bins];
     let mut correct = vec![0usize; bins];
@@ -130,7 +159,13 @@ mod tests {
 
     #[test]
     fn perfect_predictions_score_one() {
-        let m = AxisMetrics::compute("x", &labels(&["a", "b"]), &[(0, 0), (1, 1), (1, 1)], None, false);
+        let m = AxisMetrics::compute(
+            "x",
+            &labels(&["a", "b"]),
+            &[(0, 0), (1, 1), (1, 1)],
+            None,
+            false,
+        );
         assert_eq!(m.accuracy, 1.0);
         assert_eq!(m.macro_f1, 1.0);
         assert_eq!(m.confusion, vec![vec![1, 0], vec![0, 2]]);

@@ -39,8 +39,16 @@ pub struct FeatureExtractor {
     max_tokens: usize,
 }
 
-fn is_cjk(ch: char) -> bool {
-    matches!(ch, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')
+/// Characters that take part in n-grams: everything but whitespace, with
+/// digits folded to `0` so amounts and dates share features.
+fn ngram_char(ch: char) -> Option<char> {
+    if ch.is_whitespace() {
+        None
+    } else if ch.is_ascii_digit() {
+        Some('0')
+    } else {
+        Some(ch.to_ascii_lowercase())
+    }
 }
 
 fn length_bucket(chars: usize) -> &'static str {
@@ -55,7 +63,11 @@ fn length_bucket(chars: usize) -> &'static str {
 
 impl FeatureExtractor {
     pub fn new(segmenter: Segmenter, char_ngrams: Vec<usize>, max_tokens: usize) -> Self {
-        Self { segmenter, char_ngrams, max_tokens }
+        Self {
+            segmenter,
+            char_ngrams,
+            max_tokens,
+        }
     }
 
     pub fn segmenter(&self) -> &Segmenter {
@@ -81,7 +93,7 @@ impl FeatureExtractor {
         buf.push_str("amt:");
         buf.push_str(amount_bucket(ctx.amounts));
         emit(&buf);
-        let chars: Vec<char> = ctx.text.chars().collect();
+        let chars: Vec<Option<char>> = ctx.text.chars().map(ngram_char).collect();
         buf.clear();
         buf.push_str("len:");
         buf.push_str(length_bucket(chars.len()));
@@ -100,17 +112,17 @@ impl FeatureExtractor {
             }
             let mut run_start = 0;
             for i in 0..=chars.len() {
-                if i < chars.len() && is_cjk(chars[i]) {
+                if i < chars.len() && chars[i].is_some() {
                     continue;
                 }
-                // chars[run_start..i] is a run of Chinese characters
+                // chars[run_start..i] is a run without whitespace
                 if i >= run_start + n {
                     for s in run_start..=i - n {
                         buf.clear();
                         buf.push('c');
                         buf.push(char::from(b'0' + n as u8));
                         buf.push(':');
-                        buf.extend(&chars[s..s + n]);
+                        buf.extend(chars[s..s + n].iter().flatten());
                         emit(&buf);
                     }
                 }
@@ -133,25 +145,40 @@ pub struct Encoder {
     tokenizer: Tokenizer,
     features: Option<FeatureExtractor>,
     max_tokens: usize,
+    dedupe: bool,
 }
 
 impl Encoder {
     pub fn load(dir: &Path, manifest: &Manifest) -> Result<Self, LoadError> {
         let path = dir.join(&manifest.tokenizer);
         if !path.exists() {
-            return Err(LoadError::io(&path, std::io::Error::from(std::io::ErrorKind::NotFound)));
+            return Err(LoadError::io(
+                &path,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
         }
-        let tokenizer = Tokenizer::from_file(&path).map_err(|e| LoadError::invalid(&path, e.to_string()))?;
+        let tokenizer =
+            Tokenizer::from_file(&path).map_err(|e| LoadError::invalid(&path, e.to_string()))?;
         let spec = &manifest.encoder;
         let features = match spec.kind {
             EncoderKind::Features => {
                 let dict = spec.user_dict.as_ref().map(|d| dir.join(d));
                 let segmenter = Segmenter::load(dict.as_deref(), spec.hmm)?;
-                Some(FeatureExtractor::new(segmenter, spec.char_ngrams.clone(), spec.max_tokens))
+                Some(FeatureExtractor::new(
+                    segmenter,
+                    spec.char_ngrams.clone(),
+                    spec.max_tokens,
+                ))
             }
             EncoderKind::Text => None,
         };
-        Ok(Self { kind: spec.kind, tokenizer, features, max_tokens: spec.max_tokens })
+        Ok(Self {
+            kind: spec.kind,
+            tokenizer,
+            features,
+            max_tokens: spec.max_tokens,
+            dedupe: spec.dedupe,
+        })
     }
 
     pub fn feature_extractor(&self) -> Option<&FeatureExtractor> {
@@ -167,11 +194,18 @@ impl Encoder {
                         ids.push(id as i64);
                     }
                 });
+                if self.dedupe {
+                    ids.sort_unstable();
+                    ids.dedup();
+                }
                 let type_ids = vec![0; ids.len()];
                 Ok(Encoded { ids, type_ids })
             }
             _ => {
-                let enc = self.tokenizer.encode(ctx.text, true).map_err(|e| format!("tokenizer failed: {e}"))?;
+                let enc = self
+                    .tokenizer
+                    .encode(ctx.text, true)
+                    .map_err(|e| format!("tokenizer failed: {e}"))?;
                 let n = enc.get_ids().len().min(self.max_tokens);
                 Ok(Encoded {
                     ids: enc.get_ids()[..n].iter().map(|&i| i as i64).collect(),
@@ -188,24 +222,51 @@ mod tests {
 
     fn extractor() -> FeatureExtractor {
         let dict = concat!(env!("CARGO_MANIFEST_DIR"), "/config/finance_dict.txt");
-        FeatureExtractor::new(Segmenter::load(Some(Path::new(dict)), true).unwrap(), vec![2, 3], 1024)
+        FeatureExtractor::new(
+            Segmenter::load(Some(Path::new(dict)), true).unwrap(),
+            vec![2, 3],
+            1024,
+        )
     }
 
     #[test]
     fn features_cover_context_words_and_ngrams() {
         let fx = extractor();
-        let f = fx.features(&FeatureContext { text: "信用卡被盗刷5万 ATM", channel: Some("phone"), amounts: &[50_000.0] });
-        for expected in ["ch:phone", "amt:lt100k", "len:xs", "w:信用卡", "w:盗刷", "w:atm", "c2:用卡", "c3:信用卡"] {
-            assert!(f.iter().any(|x| x == expected), "{expected} missing from {f:?}");
+        let f = fx.features(&FeatureContext {
+            text: "信用卡被盗刷5万 ATM",
+            channel: Some("phone"),
+            amounts: &[50_000.0],
+        });
+        for expected in [
+            "ch:phone",
+            "amt:lt100k",
+            "len:xs",
+            "w:信用卡",
+            "w:盗刷",
+            "w:atm",
+            "c2:用卡",
+            "c3:信用卡",
+        ] {
+            assert!(
+                f.iter().any(|x| x == expected),
+                "{expected} missing from {f:?}"
+            );
         }
-        // n-grams never span a non-Chinese character
-        assert!(!f.iter().any(|x| x.starts_with("c2:") && x.contains('5')));
+        // n-grams never span whitespace; digits are folded to 0
+        assert!(f.iter().any(|x| x == "c2:刷0"));
+        assert!(!f
+            .iter()
+            .any(|x| x.starts_with("c2:") && (x.contains('5') || x.contains(' '))));
     }
 
     #[test]
     fn features_are_capped() {
         let fx = FeatureExtractor::new(extractor().segmenter, vec![2], 10);
-        let f = fx.features(&FeatureContext { text: &"年费太高".repeat(50), channel: None, amounts: &[] });
+        let f = fx.features(&FeatureContext {
+            text: &"年费太高".repeat(50),
+            channel: None,
+            amounts: &[],
+        });
         assert_eq!(f.len(), 10);
     }
 }

@@ -40,6 +40,9 @@ pub struct EncoderSpec {
     /// Character n-gram sizes over runs of Chinese characters (features encoder).
     #[serde(default)]
     pub char_ngrams: Vec<usize>,
+    /// Pass each known feature once (binary term frequency; features encoder).
+    #[serde(default)]
+    pub dedupe: bool,
 }
 
 fn default_true() -> bool {
@@ -89,6 +92,12 @@ pub struct HeadSpec {
     /// Softmax temperature fitted on validation data (applied in-graph for `probabilities`).
     #[serde(default = "one")]
     pub temperature: f32,
+    /// Decision thresholds: a label is chosen whenever its probability reaches
+    /// its threshold, even if another label is more probable (the last such
+    /// label in label order wins). Used to reach a recall target for the
+    /// costliest misses (severity `critical`, urgency `immediate`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub thresholds: std::collections::BTreeMap<String, f32>,
 }
 
 fn one() -> f32 {
@@ -108,33 +117,64 @@ impl Manifest {
     pub fn load(dir: &Path) -> Result<Self, LoadError> {
         let path = dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| LoadError::io(&path, e))?;
-        let manifest: Manifest = serde_json::from_str(&text)
-            .map_err(|e| LoadError::invalid(&path, format!("{e}; see README 'Model directory' for the format")))?;
+        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
+            LoadError::invalid(
+                &path,
+                format!("{e}; see README 'Model directory' for the format"),
+            )
+        })?;
         manifest.validate(&path)?;
         Ok(manifest)
     }
 
     fn validate(&self, path: &Path) -> Result<(), LoadError> {
         if self.heads.is_empty() {
-            return Err(LoadError::invalid(path, "no heads: a model must predict at least one axis"));
+            return Err(LoadError::invalid(
+                path,
+                "no heads: a model must predict at least one axis",
+            ));
         }
         for head in &self.heads {
             if head.labels.len() < 2 {
-                return Err(LoadError::invalid(path, format!("head `{}` needs at least two labels", head.name)));
+                return Err(LoadError::invalid(
+                    path,
+                    format!("head `{}` needs at least two labels", head.name),
+                ));
             }
             let mut seen = std::collections::HashSet::new();
             if let Some(dup) = head.labels.iter().find(|l| !seen.insert(l.as_str())) {
-                return Err(LoadError::invalid(path, format!("head `{}` lists label `{dup}` twice", head.name)));
+                return Err(LoadError::invalid(
+                    path,
+                    format!("head `{}` lists label `{dup}` twice", head.name),
+                ));
+            }
+            if let Some(bad) = head.thresholds.keys().find(|l| head.index_of(l).is_none()) {
+                return Err(LoadError::invalid(
+                    path,
+                    format!(
+                        "head `{}` has a threshold for unknown label `{bad}`",
+                        head.name
+                    ),
+                ));
             }
             if !(head.temperature.is_finite() && head.temperature > 0.0) {
-                return Err(LoadError::invalid(path, format!("head `{}` has a non-positive temperature", head.name)));
+                return Err(LoadError::invalid(
+                    path,
+                    format!("head `{}` has a non-positive temperature", head.name),
+                ));
             }
         }
         if !self.inputs.iter().any(|i| i.role == InputRole::Ids) {
-            return Err(LoadError::invalid(path, "inputs must include one with role `ids`"));
+            return Err(LoadError::invalid(
+                path,
+                "inputs must include one with role `ids`",
+            ));
         }
         if self.encoder.max_tokens == 0 {
-            return Err(LoadError::invalid(path, "encoder.max_tokens must be positive"));
+            return Err(LoadError::invalid(
+                path,
+                "encoder.max_tokens must be positive",
+            ));
         }
         Ok(())
     }
@@ -151,5 +191,21 @@ impl Manifest {
 impl HeadSpec {
     pub fn index_of(&self, label: &str) -> Option<usize> {
         self.labels.iter().position(|l| l == label)
+    }
+
+    /// The chosen label and the runner-up, applying `thresholds` before argmax.
+    pub fn decide(&self, probs: &[f32]) -> (usize, Option<usize>) {
+        let argmax = (0..probs.len()).fold(0, |b, i| if probs[i] > probs[b] { i } else { b });
+        let forced = (0..probs.len()).rev().find(|&i| {
+            self.thresholds
+                .get(&self.labels[i])
+                .is_some_and(|&t| probs[i] >= t)
+                && i != argmax
+        });
+        let chosen = forced.unwrap_or(argmax);
+        let runner = (0..probs.len())
+            .filter(|&i| i != chosen)
+            .max_by(|&a, &b| probs[a].total_cmp(&probs[b]));
+        (chosen, runner)
     }
 }

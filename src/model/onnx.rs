@@ -40,11 +40,17 @@ impl Classifier {
                 .and_then(|b| Ok(b.with_intra_threads(1)?))
                 .and_then(|b| Ok(b.with_inter_threads(1)?))
                 .and_then(|mut b| b.commit_from_memory(&bytes))
-                .map_err(|e| LoadError::invalid(&path, format!("ONNX Runtime rejected the model: {e}")))?;
+                .map_err(|e| {
+                    LoadError::invalid(&path, format!("ONNX Runtime rejected the model: {e}"))
+                })?;
             check_contract(&session, &manifest, &path)?;
             sessions.push(Mutex::new(session));
         }
-        Ok(Self { manifest, sessions, next: AtomicUsize::new(0) })
+        Ok(Self {
+            manifest,
+            sessions,
+            next: AtomicUsize::new(0),
+        })
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -77,17 +83,24 @@ impl Classifier {
                 InputRole::Mask => &mask,
                 InputRole::TypeIds => &type_ids,
             };
-            let tensor = TensorRef::from_array_view(array).map_err(|e| TriageError::Inference(e.to_string()))?;
+            let tensor = TensorRef::from_array_view(array)
+                .map_err(|e| TriageError::Inference(e.to_string()))?;
             inputs.push((spec.name.as_str(), tensor));
         }
         let mut session = self.acquire();
-        let outputs = session.run(inputs).map_err(|e| TriageError::Inference(e.to_string()))?;
-        let mut result: Vec<Vec<HeadPrediction>> = (0..rows).map(|_| Vec::with_capacity(self.manifest.heads.len())).collect();
+        let outputs = session
+            .run(inputs)
+            .map_err(|e| TriageError::Inference(e.to_string()))?;
+        let mut result: Vec<Vec<HeadPrediction>> = (0..rows)
+            .map(|_| Vec::with_capacity(self.manifest.heads.len()))
+            .collect();
         for head in &self.manifest.heads {
-            let value = outputs
-                .get(&head.output)
-                .ok_or_else(|| TriageError::Inference(format!("model produced no output `{}`", head.output)))?;
-            let (shape, data) = value.try_extract_tensor::<f32>().map_err(|e| TriageError::Inference(e.to_string()))?;
+            let value = outputs.get(&head.output).ok_or_else(|| {
+                TriageError::Inference(format!("model produced no output `{}`", head.output))
+            })?;
+            let (shape, data) = value
+                .try_extract_tensor::<f32>()
+                .map_err(|e| TriageError::Inference(e.to_string()))?;
             let n = head.labels.len();
             if shape.len() != 2 || shape[0] as usize != rows || shape[1] as usize != n {
                 return Err(TriageError::Inference(format!(
@@ -114,7 +127,9 @@ impl Classifier {
                 return guard;
             }
         }
-        self.sessions[start].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.sessions[start]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -122,14 +137,23 @@ impl Classifier {
 fn check_contract(session: &Session, manifest: &Manifest, path: &Path) -> Result<(), LoadError> {
     for spec in &manifest.inputs {
         if !session.inputs().iter().any(|i| i.name() == spec.name) {
-            return Err(LoadError::invalid(path, format!("manifest input `{}` is not an input of the ONNX graph", spec.name)));
+            return Err(LoadError::invalid(
+                path,
+                format!(
+                    "manifest input `{}` is not an input of the ONNX graph",
+                    spec.name
+                ),
+            ));
         }
     }
     for head in &manifest.heads {
         if !session.outputs().iter().any(|o| o.name() == head.output) {
             return Err(LoadError::invalid(
                 path,
-                format!("head `{}` reads output `{}`, which the ONNX graph does not have", head.name, head.output),
+                format!(
+                    "head `{}` reads output `{}`, which the ONNX graph does not have",
+                    head.name, head.output
+                ),
             ));
         }
     }

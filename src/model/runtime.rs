@@ -42,16 +42,26 @@ pub fn environment() -> Result<&'static Environment, LoadError> {
         let Some(path) = paths.iter().find(|p| p.is_file()) else {
             return Err(format!(
                 "missing:{}",
-                paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         };
-        let builder = ort::init_from(path).map_err(|e| format!("cannot load {}: {e}", path.display()))?;
-        builder.with_name("triage").build().map_err(|e| e.to_string())
+        let builder =
+            ort::init_from(path).map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+        builder
+            .with_name("triage")
+            .build()
+            .map_err(|e| e.to_string())
     });
     match result {
         Ok(env) => Ok(env),
         Err(msg) => match msg.strip_prefix("missing:") {
-            Some(searched) => Err(LoadError::RuntimeMissing { searched: searched.to_owned() }),
+            Some(searched) => Err(LoadError::RuntimeMissing {
+                searched: searched.to_owned(),
+            }),
             None => Err(LoadError::Runtime(msg.clone())),
         },
     }

@@ -38,7 +38,9 @@ pub fn extract_amounts(text: &str) -> Vec<f64> {
         }
         let digits: String = c["num"].chars().filter(|ch| *ch != ',').collect();
         let frac = c.name("frac").map_or("", |m| m.as_str());
-        let Ok(base) = format!("{digits}{frac}").parse::<f64>() else { continue };
+        let Ok(base) = format!("{digits}{frac}").parse::<f64>() else {
+            continue;
+        };
         let factor = match mult.map(|m| m.chars().next().unwrap_or(' ')) {
             Some('百') => 1_000_000.0,
             Some('千') if mult.is_some_and(|m| m.starts_with("千万")) => 10_000_000.0,
@@ -116,7 +118,11 @@ pub fn parse_chinese_number(s: &str) -> Option<f64> {
             total += (section + number) * unit;
             section = 0.0;
         } else {
-            let n = if number == 0.0 && unit == 10.0 { 1.0 } else { number };
+            let n = if number == 0.0 && unit == 10.0 {
+                1.0
+            } else {
+                number
+            };
             section += n * unit;
         }
         number = 0.0;
@@ -162,7 +168,10 @@ mod tests {
         assert_eq!(extract_amounts("一千二百元"), vec![1_200.0]);
         assert_eq!(parse_chinese_number("一亿两千万"), Some(120_000_000.0));
         assert_eq!(parse_chinese_number("二十万"), Some(200_000.0));
-        assert_eq!(extract_amounts("手续费135元，年费300元"), vec![135.0, 300.0]);
+        assert_eq!(
+            extract_amounts("手续费135元，年费300元"),
+            vec![135.0, 300.0]
+        );
         assert_eq!(extract_amounts("RMB 500"), vec![500.0]);
     }
 

@@ -29,5 +29,9 @@ pub fn prepare(raw: &str, limits: &NormaliseLimits) -> Result<PreparedText, Tria
     let normalised = normalise::normalise(raw, limits)?;
     let (masked, pii) = pii::mask(&normalised);
     let amounts = amounts::extract_amounts(&masked);
-    Ok(PreparedText { masked, pii, amounts })
+    Ok(PreparedText {
+        masked,
+        pii,
+        amounts,
+    })
 }

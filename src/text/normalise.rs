@@ -35,7 +35,11 @@ pub fn normalise(raw: &str, limits: &NormaliseLimits) -> Result<String, TriageEr
             max: limits.max_chars,
         });
     }
-    let nfkc: String = if raw.is_ascii() { raw.to_owned() } else { raw.nfkc().collect() };
+    let nfkc: String = if raw.is_ascii() {
+        raw.to_owned()
+    } else {
+        raw.nfkc().collect()
+    };
     let simplified = if nfkc.is_ascii() {
         nfkc
     } else {
@@ -62,7 +66,10 @@ pub fn normalise(raw: &str, limits: &NormaliseLimits) -> Result<String, TriageEr
     }
     let chars = out.chars().count();
     if chars > limits.max_chars {
-        return Err(TriageError::TextTooLong { chars, max: limits.max_chars });
+        return Err(TriageError::TextTooLong {
+            chars,
+            max: limits.max_chars,
+        });
     }
     Ok(out)
 }
@@ -87,25 +94,40 @@ mod tests {
 
     #[test]
     fn traditional_becomes_simplified() {
-        assert_eq!(norm("我的信用卡被盜刷了，帳戶被凍結"), "我的信用卡被盗刷了,账户被冻结");
+        assert_eq!(
+            norm("我的信用卡被盜刷了，帳戶被凍結"),
+            "我的信用卡被盗刷了,账户被冻结"
+        );
     }
 
     #[test]
     fn whitespace_and_control_characters_collapse() {
-        assert_eq!(norm("  年费\t\t太高\r\n了\u{200B}吧\u{0007} "), "年费 太高 了吧");
+        assert_eq!(
+            norm("  年费\t\t太高\r\n了\u{200B}吧\u{0007} "),
+            "年费 太高 了吧"
+        );
     }
 
     #[test]
     fn empty_and_whitespace_only_are_errors() {
-        assert!(matches!(normalise(" \n\t\u{3000}", &NormaliseLimits::default()), Err(TriageError::EmptyText)));
-        assert!(matches!(normalise("", &NormaliseLimits::default()), Err(TriageError::EmptyText)));
+        assert!(matches!(
+            normalise(" \n\t\u{3000}", &NormaliseLimits::default()),
+            Err(TriageError::EmptyText)
+        ));
+        assert!(matches!(
+            normalise("", &NormaliseLimits::default()),
+            Err(TriageError::EmptyText)
+        ));
     }
 
     #[test]
     fn text_over_the_cap_is_an_error_that_names_the_cap() {
         let limits = NormaliseLimits { max_chars: 10 };
         let err = normalise("一二三四五六七八九十一", &limits).unwrap_err();
-        assert!(matches!(err, TriageError::TextTooLong { chars: 11, max: 10 }));
+        assert!(matches!(
+            err,
+            TriageError::TextTooLong { chars: 11, max: 10 }
+        ));
         assert!(err.to_string().contains("10"));
         assert!(normalise("一二三四五六七八九十", &limits).is_ok());
     }

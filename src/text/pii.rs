@@ -55,14 +55,20 @@ pub fn mask(text: &str) -> (String, Vec<PiiFinding>) {
     }
     let after_email = EMAIL.replace_all(text, |c: &regex::Captures| {
         let masked = mask_email(&c[0]);
-        findings.push(PiiFinding { kind: PiiKind::Email, masked: masked.clone() });
+        findings.push(PiiFinding {
+            kind: PiiKind::Email,
+            masked: masked.clone(),
+        });
         masked
     });
     let masked = DIGIT_RUN.replace_all(&after_email, |c: &regex::Captures| {
         let run = &c[0];
         match classify_digits(run) {
             Some((kind, masked)) => {
-                findings.push(PiiFinding { kind, masked: masked.clone() });
+                findings.push(PiiFinding {
+                    kind,
+                    masked: masked.clone(),
+                });
                 masked
             }
             None => run.to_owned(),
@@ -129,7 +135,11 @@ pub fn is_valid_id_number(id: &str) -> bool {
     if bytes.len() != 18 || !bytes[..17].iter().all(u8::is_ascii_digit) {
         return false;
     }
-    let sum: u32 = bytes[..17].iter().zip(WEIGHTS).map(|(b, w)| (b - b'0') as u32 * w).sum();
+    let sum: u32 = bytes[..17]
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(b, w)| (b - b'0') as u32 * w)
+        .sum();
     bytes[17].to_ascii_uppercase() == CHECK[(sum % 11) as usize]
 }
 

@@ -25,9 +25,12 @@ impl Segmenter {
         let mut jieba = Jieba::new();
         if let Some(path) = user_dict {
             let file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
-            jieba
-                .load_dict(&mut BufReader::new(file))
-                .map_err(|e| LoadError::invalid(path, format!("not a jieba dictionary ({e}); expected `word [freq] [tag]` per line")))?;
+            jieba.load_dict(&mut BufReader::new(file)).map_err(|e| {
+                LoadError::invalid(
+                    path,
+                    format!("not a jieba dictionary ({e}); expected `word [freq] [tag]` per line"),
+                )
+            })?;
         }
         Ok(Self { jieba, hmm })
     }

@@ -27,8 +27,10 @@ pub struct Taxonomy {
 
 impl Taxonomy {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read taxonomy {}", path.display()))?;
-        let tax: Taxonomy = toml::from_str(&text).with_context(|| format!("{} is not a valid taxonomy file", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read taxonomy {}", path.display()))?;
+        let tax: Taxonomy = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid taxonomy file", path.display()))?;
         if tax.axes.is_empty() {
             bail!("{} defines no axes", path.display());
         }
@@ -66,7 +68,8 @@ pub fn corpus_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 /// Parse and validate one labelled JSON line.
 pub fn parse_record(line: &str, taxonomy: &Taxonomy) -> Result<Record, String> {
-    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
     let obj = value.as_object().ok_or("not a JSON object")?;
     let get = |k: &str| obj.get(k).and_then(|v| v.as_str());
     let id = get("id").ok_or("missing string field `id`")?.to_owned();
@@ -75,14 +78,22 @@ pub fn parse_record(line: &str, taxonomy: &Taxonomy) -> Result<Record, String> {
     let mut labels = Vec::with_capacity(taxonomy.axes.len());
     for axis in &taxonomy.axes {
         let value = get(&axis.name).ok_or_else(|| format!("missing label `{}`", axis.name))?;
-        let idx = axis
-            .labels
-            .iter()
-            .position(|l| l == value)
-            .ok_or_else(|| format!("unknown {} label `{value}` (expected one of {})", axis.name, axis.labels.join(", ")))?;
+        let idx = axis.labels.iter().position(|l| l == value).ok_or_else(|| {
+            format!(
+                "unknown {} label `{value}` (expected one of {})",
+                axis.name,
+                axis.labels.join(", ")
+            )
+        })?;
         labels.push(idx);
     }
-    Ok(Record { id, text, channel, labels, raw: line.to_owned() })
+    Ok(Record {
+        id,
+        text,
+        channel,
+        labels,
+        raw: line.to_owned(),
+    })
 }
 
 /// Load every record under `path`; fails listing every bad line.
@@ -94,7 +105,8 @@ pub fn load_corpus(path: &Path, taxonomy: &Taxonomy) -> anyhow::Result<(Vec<Reco
     let mut ids = HashSet::new();
     let mut texts = HashSet::new();
     for file in &files {
-        let content = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let content = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
         hasher.update(file.file_name().unwrap_or_default().as_encoded_bytes());
         hasher.update(content.as_bytes());
         for (i, line) in content.lines().enumerate() {
@@ -104,7 +116,12 @@ pub fn load_corpus(path: &Path, taxonomy: &Taxonomy) -> anyhow::Result<(Vec<Reco
             match parse_record(line, taxonomy) {
                 Ok(r) => {
                     if !ids.insert(r.id.clone()) {
-                        problems.push(format!("{}:{}: duplicate id `{}`", file.display(), i + 1, r.id));
+                        problems.push(format!(
+                            "{}:{}: duplicate id `{}`",
+                            file.display(),
+                            i + 1,
+                            r.id
+                        ));
                     } else if texts.insert(r.text.clone()) {
                         records.push(r);
                     }
@@ -115,9 +132,17 @@ pub fn load_corpus(path: &Path, taxonomy: &Taxonomy) -> anyhow::Result<(Vec<Reco
     }
     if !problems.is_empty() {
         let shown: Vec<_> = problems.iter().take(20).cloned().collect();
-        bail!("{} bad line(s) in the corpus; fix them and retry:\n{}", problems.len(), shown.join("\n"));
+        bail!(
+            "{} bad line(s) in the corpus; fix them and retry:\n{}",
+            problems.len(),
+            shown.join("\n")
+        );
     }
-    let hash = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let hash = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     Ok((records, hash))
 }
 
@@ -171,21 +196,44 @@ mod tests {
 
     #[test]
     fn unknown_labels_are_rejected_with_the_expected_values() {
-        let err = parse_record(r#"{"id":"1","text":"x","product":"zzz","severity":"low"}"#, &taxonomy()).unwrap_err();
-        assert!(err.contains("unknown product label `zzz`") && err.contains("a, b"), "{err}");
-        assert!(parse_record(r#"{"id":"1","text":"x","product":"a"}"#, &taxonomy()).unwrap_err().contains("missing label `severity`"));
-        assert!(parse_record("{not json", &taxonomy()).unwrap_err().contains("not valid JSON"));
+        let err = parse_record(
+            r#"{"id":"1","text":"x","product":"zzz","severity":"low"}"#,
+            &taxonomy(),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("unknown product label `zzz`") && err.contains("a, b"),
+            "{err}"
+        );
+        assert!(
+            parse_record(r#"{"id":"1","text":"x","product":"a"}"#, &taxonomy())
+                .unwrap_err()
+                .contains("missing label `severity`")
+        );
+        assert!(parse_record("{not json", &taxonomy())
+            .unwrap_err()
+            .contains("not valid JSON"));
     }
 
     #[test]
     fn split_is_stratified_deterministic_and_disjoint() {
         let records: Vec<Record> = (0..400)
-            .map(|i| Record { id: format!("r{i}"), text: format!("t{i}"), channel: None, labels: vec![i % 2, 0], raw: String::new() })
+            .map(|i| Record {
+                id: format!("r{i}"),
+                text: format!("t{i}"),
+                channel: None,
+                labels: vec![i % 2, 0],
+                raw: String::new(),
+            })
             .collect();
         let a = split(&records, 0, 42, 0.1, 0.15);
         assert_eq!(a, split(&records, 0, 42, 0.1, 0.15));
         for class in 0..2 {
-            let test = records.iter().zip(&a).filter(|(r, s)| r.labels[0] == class && **s == Split::Test).count();
+            let test = records
+                .iter()
+                .zip(&a)
+                .filter(|(r, s)| r.labels[0] == class && **s == Split::Test)
+                .count();
             assert_eq!(test, 30); // 15% of 200
         }
         assert_ne!(a, split(&records, 0, 43, 0.1, 0.15));

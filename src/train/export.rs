@@ -2,13 +2,13 @@
 //! `Network::forward` followed by a temperature-scaled softmax per head:
 //!
 //! ```text
-//! input_ids ─Gather(emb)─► ×mask ─ReduceSum─► ÷max(Σmask,1) ─Gemm─Relu─┬─Gemm─÷T─Softmax─► product
-//! attention_mask ─Cast──────────────────────────────────────────────── └─ …one per head
+//! w = idf[ids]·mask;  pooled = Σ w·emb[ids] / max(‖w‖₂, ε);  hidden = Relu(Gemm(pooled))
+//! per head: Softmax(Gemm(Concat(pooled, hidden)) / T) ─► product, category, …
 //! ```
 
 use prost::Message;
 
-use crate::train::network::Network;
+use crate::train::network::{Network, NORM_EPS};
 use crate::train::onnx_proto::*;
 
 pub const INPUT_IDS: &str = "input_ids";
@@ -20,7 +20,12 @@ fn tensor_f32(name: &str, dims: &[i64], data: &[f32]) -> TensorProto {
     for v in data {
         raw.extend_from_slice(&v.to_le_bytes());
     }
-    TensorProto { dims: dims.to_vec(), data_type: DT_FLOAT, name: name.to_owned(), raw_data: raw }
+    TensorProto {
+        dims: dims.to_vec(),
+        data_type: DT_FLOAT,
+        name: name.to_owned(),
+        raw_data: raw,
+    }
 }
 
 fn tensor_i64(name: &str, data: &[i64]) -> TensorProto {
@@ -28,7 +33,12 @@ fn tensor_i64(name: &str, data: &[i64]) -> TensorProto {
     for v in data {
         raw.extend_from_slice(&v.to_le_bytes());
     }
-    TensorProto { dims: vec![data.len() as i64], data_type: DT_INT64, name: name.to_owned(), raw_data: raw }
+    TensorProto {
+        dims: vec![data.len() as i64],
+        data_type: DT_INT64,
+        name: name.to_owned(),
+        raw_data: raw,
+    }
 }
 
 fn node(op: &str, inputs: &[&str], output: &str, attrs: Vec<AttributeProto>) -> NodeProto {
@@ -43,21 +53,35 @@ fn node(op: &str, inputs: &[&str], output: &str, attrs: Vec<AttributeProto>) -> 
 }
 
 fn int_attr(name: &str, v: i64) -> AttributeProto {
-    AttributeProto { name: name.to_owned(), i: v, r#type: ATTR_INT, ..Default::default() }
+    AttributeProto {
+        name: name.to_owned(),
+        i: v,
+        r#type: ATTR_INT,
+        ..Default::default()
+    }
 }
 
 fn value_info(name: &str, elem: i32, dims: &[Result<i64, &str>]) -> ValueInfoProto {
     let dim = dims
         .iter()
         .map(|d| match d {
-            Ok(v) => Dimension { dim_value: Some(*v), dim_param: None },
-            Err(p) => Dimension { dim_value: None, dim_param: Some(p.to_string()) },
+            Ok(v) => Dimension {
+                dim_value: Some(*v),
+                dim_param: None,
+            },
+            Err(p) => Dimension {
+                dim_value: None,
+                dim_param: Some(p.to_string()),
+            },
         })
         .collect();
     ValueInfoProto {
         name: name.to_owned(),
         r#type: Some(TypeProto {
-            tensor_type: Some(TensorTypeProto { elem_type: elem, shape: Some(TensorShapeProto { dim }) }),
+            tensor_type: Some(TensorTypeProto {
+                elem_type: elem,
+                shape: Some(TensorShapeProto { dim }),
+            }),
         }),
     }
 }
@@ -73,43 +97,89 @@ pub fn export_onnx(net: &Network, heads: &[ExportHead], model_name: &str) -> Vec
     let (v, d, h) = (net.vocab as i64, net.dim as i64, net.hidden as i64);
     let mut init = vec![
         tensor_f32("emb", &[v, d], &net.emb),
+        tensor_f32("idf", &[v], &net.idf),
+        tensor_f32("eps", &[], &[NORM_EPS]),
         tensor_f32("w1", &[d, h], &net.w1),
         tensor_f32("b1", &[h], &net.b1),
         tensor_i64("axis_tokens", &[1]),
         tensor_i64("axis_last", &[2]),
-        tensor_f32("one", &[], &[1.0]),
     ];
     let mut nodes = vec![
-        node("Gather", &["emb", INPUT_IDS], "gathered", vec![int_attr("axis", 0)]),
-        node("Cast", &[ATTENTION_MASK], "mask_f", vec![int_attr("to", DT_FLOAT as i64)]),
-        node("Unsqueeze", &["mask_f", "axis_last"], "mask_3d", vec![]),
-        node("Mul", &["gathered", "mask_3d"], "masked", vec![]),
-        node("ReduceSum", &["masked", "axis_tokens"], "summed", vec![int_attr("keepdims", 0)]),
-        node("ReduceSum", &["mask_f", "axis_tokens"], "count", vec![int_attr("keepdims", 1)]),
-        node("Max", &["count", "one"], "count_safe", vec![]),
-        node("Div", &["summed", "count_safe"], "mean", vec![]),
-        node("Gemm", &["mean", "w1", "b1"], "pre", vec![]),
+        node(
+            "Gather",
+            &["emb", INPUT_IDS],
+            "gathered",
+            vec![int_attr("axis", 0)],
+        ),
+        node(
+            "Gather",
+            &["idf", INPUT_IDS],
+            "idf_w",
+            vec![int_attr("axis", 0)],
+        ),
+        node(
+            "Cast",
+            &[ATTENTION_MASK],
+            "mask_f",
+            vec![int_attr("to", DT_FLOAT as i64)],
+        ),
+        node("Mul", &["idf_w", "mask_f"], "weights", vec![]),
+        node("Unsqueeze", &["weights", "axis_last"], "weights_3d", vec![]),
+        node("Mul", &["gathered", "weights_3d"], "weighted", vec![]),
+        node(
+            "ReduceSum",
+            &["weighted", "axis_tokens"],
+            "summed",
+            vec![int_attr("keepdims", 0)],
+        ),
+        node("Mul", &["weights", "weights"], "weights_sq", vec![]),
+        node(
+            "ReduceSum",
+            &["weights_sq", "axis_tokens"],
+            "weights_sq_sum",
+            vec![int_attr("keepdims", 1)],
+        ),
+        node("Sqrt", &["weights_sq_sum"], "norm", vec![]),
+        node("Max", &["norm", "eps"], "norm_safe", vec![]),
+        node("Div", &["summed", "norm_safe"], "pooled", vec![]),
+        node("Gemm", &["pooled", "w1", "b1"], "pre", vec![]),
         node("Relu", &["pre"], "hidden", vec![]),
+        node(
+            "Concat",
+            &["pooled", "hidden"],
+            "features",
+            vec![int_attr("axis", 1)],
+        ),
     ];
     let mut outputs = Vec::new();
     for (k, (head, spec)) in net.heads.iter().zip(heads).enumerate() {
         let c = head.classes as i64;
-        let (w, b, t) = (format!("head{k}_w"), format!("head{k}_b"), format!("head{k}_temperature"));
-        init.push(tensor_f32(&w, &[h, c], &head.w));
+        let (w, b, t) = (
+            format!("head{k}_w"),
+            format!("head{k}_b"),
+            format!("head{k}_temperature"),
+        );
+        init.push(tensor_f32(&w, &[d + h, c], &head.w));
         init.push(tensor_f32(&b, &[c], &head.b));
         init.push(tensor_f32(&t, &[], &[spec.temperature]));
         let logits = format!("head{k}_logits");
         let scaled = format!("head{k}_scaled");
-        nodes.push(node("Gemm", &["hidden", &w, &b], &logits, vec![]));
+        nodes.push(node("Gemm", &["features", &w, &b], &logits, vec![]));
         nodes.push(node("Div", &[&logits, &t], &scaled, vec![]));
-        nodes.push(node("Softmax", &[&scaled], spec.output, vec![int_attr("axis", -1)]));
+        nodes.push(node(
+            "Softmax",
+            &[&scaled],
+            spec.output,
+            vec![int_attr("axis", -1)],
+        ));
         outputs.push(value_info(spec.output, DT_FLOAT, &[Err("batch"), Ok(c)]));
     }
     let graph = GraphProto {
         node: nodes,
         name: model_name.to_owned(),
         initializer: init,
-        doc_string: "mean-pooled feature embeddings → ReLU layer → one softmax head per axis".into(),
+        doc_string: "TF-IDF pooled feature embeddings + ReLU layer → one softmax head per axis"
+            .into(),
         input: vec![
             value_info(INPUT_IDS, DT_INT64, &[Err("batch"), Err("tokens")]),
             value_info(ATTENTION_MASK, DT_INT64, &[Err("batch"), Err("tokens")]),
@@ -124,7 +194,10 @@ pub fn export_onnx(net: &Network, heads: &[ExportHead], model_name: &str) -> Vec
         model_version: 1,
         doc_string: String::new(),
         graph: Some(graph),
-        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+        }],
         metadata_props: vec![],
     };
     model.encode_to_vec()

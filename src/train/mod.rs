@@ -9,7 +9,7 @@ pub mod export;
 pub mod network;
 pub mod onnx_proto;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -21,7 +21,9 @@ use tokenizers::Tokenizer;
 
 use crate::eval::metrics::AxisMetrics;
 use crate::model::encoder::{FeatureContext, FeatureExtractor};
-use crate::model::manifest::{EncoderKind, EncoderSpec, HeadSpec, InputRole, InputSpec, Manifest, OutputKind};
+use crate::model::manifest::{
+    EncoderKind, EncoderSpec, HeadSpec, InputRole, InputSpec, Manifest, OutputKind,
+};
 use crate::model::onnx::softmax_in_place;
 use crate::text::normalise::NormaliseLimits;
 use crate::text::segment::Segmenter;
@@ -46,6 +48,9 @@ pub struct TrainOptions {
     pub test_fraction: f64,
     /// Axis to stratify the split on.
     pub stratify: String,
+    /// Recall the top level of each ordinal axis should reach on validation
+    /// (a decision threshold is fitted for it); None disables thresholds.
+    pub top_level_recall: Option<f64>,
     pub quiet: bool,
 }
 
@@ -58,11 +63,12 @@ impl TrainOptions {
             user_dict: PathBuf::from("config/finance_dict.txt"),
             hyper: Hyper::default(),
             min_count: 2,
-            char_ngrams: vec![2, 3],
+            char_ngrams: vec![1, 2, 3],
             max_tokens: 1024,
             val_fraction: 0.10,
             test_fraction: 0.15,
             stratify: "category".into(),
+            top_level_recall: Some(0.92),
             quiet: false,
         }
     }
@@ -92,13 +98,22 @@ struct Featurised {
 }
 
 fn featurise(fx: &FeatureExtractor, records: &[Record]) -> anyhow::Result<Vec<Featurised>> {
-    let limits = NormaliseLimits { max_chars: usize::MAX / 16 };
+    let limits = NormaliseLimits {
+        max_chars: usize::MAX / 16,
+    };
     records
         .iter()
         .map(|r| {
-            let prepared = crate::text::prepare(&r.text, &limits).with_context(|| format!("record {}", r.id))?;
-            let ctx = FeatureContext { text: &prepared.masked, channel: r.channel.as_deref(), amounts: &prepared.amounts };
-            Ok(Featurised { features: fx.features(&ctx) })
+            let prepared = crate::text::prepare(&r.text, &limits)
+                .with_context(|| format!("record {}", r.id))?;
+            let ctx = FeatureContext {
+                text: &prepared.masked,
+                channel: r.channel.as_deref(),
+                amounts: &prepared.amounts,
+            };
+            Ok(Featurised {
+                features: fx.features(&ctx),
+            })
         })
         .collect()
 }
@@ -116,8 +131,19 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainReport> {
         .axes
         .iter()
         .position(|a| a.name == opts.stratify)
-        .with_context(|| format!("cannot stratify on `{}`: not an axis of the taxonomy", opts.stratify))?;
-    let splits = corpus::split(&records, stratify, opts.hyper.seed, opts.val_fraction, opts.test_fraction);
+        .with_context(|| {
+            format!(
+                "cannot stratify on `{}`: not an axis of the taxonomy",
+                opts.stratify
+            )
+        })?;
+    let splits = corpus::split(
+        &records,
+        stratify,
+        opts.hyper.seed,
+        opts.val_fraction,
+        opts.test_fraction,
+    );
     let count = |s: Split| splits.iter().filter(|x| **x == s).count();
     log(format!(
         "corpus: {} examples (train {}, validation {}, test {})",
@@ -140,36 +166,89 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainReport> {
             }
         }
     }
-    let mut kept: Vec<(&str, usize)> = counts.into_iter().filter(|(_, c)| *c >= opts.min_count).collect();
+    let mut kept: Vec<(&str, usize)> = counts
+        .into_iter()
+        .filter(|(_, c)| *c >= opts.min_count)
+        .collect();
     kept.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let mut vocab: Vec<String> = vec![PAD.into(), UNK.into()];
     vocab.extend(kept.iter().map(|(f, _)| f.to_string()));
-    let index: HashMap<&str, u32> = vocab.iter().enumerate().map(|(i, f)| (f.as_str(), i as u32)).collect();
-    log(format!("vocabulary: {} features (min count {})", vocab.len(), opts.min_count));
+    let index: HashMap<&str, u32> = vocab
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.as_str(), i as u32))
+        .collect();
+    log(format!(
+        "vocabulary: {} features (min count {})",
+        vocab.len(),
+        opts.min_count
+    ));
 
+    // Binary term frequency, as the served encoder does with `dedupe`.
     let examples: Vec<Example> = feats
         .iter()
         .zip(&records)
-        .map(|(f, r)| Example {
-            ids: f.features.iter().filter_map(|x| index.get(x.as_str()).copied()).collect(),
-            labels: r.labels.clone(),
+        .map(|(f, r)| {
+            let mut ids: Vec<u32> = f
+                .features
+                .iter()
+                .filter_map(|x| index.get(x.as_str()).copied())
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            Example {
+                ids,
+                labels: r.labels.clone(),
+            }
+        })
+        .collect();
+    // Smoothed IDF over the training split (as scikit-learn's TfidfVectorizer).
+    let mut df = vec![0usize; vocab.len()];
+    for (e, s) in examples.iter().zip(&splits) {
+        if *s == Split::Train {
+            for &id in &e.ids {
+                df[id as usize] += 1;
+            }
+        }
+    }
+    let n_train = count(Split::Train) as f32;
+    let idf: Vec<f32> = df
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i < 2 {
+                0.0
+            } else {
+                ((1.0 + n_train) / (1.0 + d as f32)).ln() + 1.0
+            }
         })
         .collect();
     let pick = |s: Split| -> Vec<Example> {
-        examples.iter().zip(&splits).filter(|(_, x)| **x == s).map(|(e, _)| e.clone()).collect()
+        examples
+            .iter()
+            .zip(&splits)
+            .filter(|(_, x)| **x == s)
+            .map(|(e, _)| e.clone())
+            .collect()
     };
-    let (train_set, val_set, test_set) = (pick(Split::Train), pick(Split::Validation), pick(Split::Test));
+    let (train_set, val_set, test_set) = (
+        pick(Split::Train),
+        pick(Split::Validation),
+        pick(Split::Test),
+    );
 
     let classes: Vec<usize> = taxonomy.axes.iter().map(|a| a.labels.len()).collect();
-    let class_weights = class_weights(&train_set, &classes);
+    let class_weights = class_weights(&train_set, &classes, opts.hyper.class_weight_power);
     let hyper = opts.hyper.clone();
-    let mut net = Network::new(vocab.len(), hyper.dim, hyper.hidden, &classes, hyper.seed);
+    let mut net = Network::new(idf, hyper.dim, hyper.hidden, &classes, hyper.seed);
     let mut trainer = Trainer::new(&net, hyper.clone(), class_weights);
     let mut best = (f64::NEG_INFINITY, 0usize, net.clone());
     for epoch in 1..=hyper.epochs {
         let loss = trainer.epoch(&mut net, &train_set);
         let score = mean_macro_f1(&net, &val_set, &taxonomy);
-        log(format!("epoch {epoch:>2}: loss {loss:.4}, validation mean macro-F1 {score:.4}"));
+        log(format!(
+            "epoch {epoch:>2}: loss {loss:.4}, validation mean macro-F1 {score:.4}"
+        ));
         if score > best.0 {
             best = (score, epoch, net.clone());
         } else if epoch - best.1 >= hyper.patience {
@@ -178,11 +257,30 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainReport> {
     }
     let (_, best_epoch, net) = best;
 
-    let temperatures: Vec<f32> = (0..classes.len()).map(|k| fit_temperature(&net, &val_set, k)).collect();
+    let temperatures: Vec<f32> = (0..classes.len())
+        .map(|k| fit_temperature(&net, &val_set, k))
+        .collect();
     log(format!("temperatures: {temperatures:?}"));
-    let test_metrics = evaluate(&net, &test_set, &taxonomy, &temperatures);
-    let test_ece_uncalibrated =
-        evaluate(&net, &test_set, &taxonomy, &vec![1.0; classes.len()]).iter().map(|m| m.ece.unwrap_or(0.0)).collect();
+    let thresholds: Vec<BTreeMap<String, f32>> = taxonomy
+        .axes
+        .iter()
+        .enumerate()
+        .map(|(k, axis)| match (axis.ordinal, opts.top_level_recall) {
+            (true, Some(target)) => {
+                let top = axis.labels.len() - 1;
+                fit_threshold(&net, &val_set, k, top, temperatures[k], target)
+                    .map(|t| BTreeMap::from([(axis.labels[top].clone(), t)]))
+                    .unwrap_or_default()
+            }
+            _ => BTreeMap::new(),
+        })
+        .collect();
+    log(format!("decision thresholds: {thresholds:?}"));
+    let test_metrics = evaluate_with(&net, &test_set, &taxonomy, &temperatures, &thresholds);
+    let test_ece_uncalibrated = evaluate(&net, &test_set, &taxonomy, &vec![1.0; classes.len()])
+        .iter()
+        .map(|m| m.ece.unwrap_or(0.0))
+        .collect();
     for m in &test_metrics {
         log(format!(
             "test {:<10} accuracy {:.3} macro-F1 {:.3} ECE {:.3}",
@@ -206,13 +304,23 @@ pub fn train(opts: &TrainOptions) -> anyhow::Result<TrainReport> {
         test_metrics,
         test_ece_uncalibrated,
     };
-    write_model_dir(opts, &taxonomy, &net, &vocab, &temperatures, &report, &records, &splits)?;
+    write_model_dir(
+        opts,
+        &taxonomy,
+        &net,
+        &vocab,
+        &temperatures,
+        &thresholds,
+        &report,
+        &records,
+        &splits,
+    )?;
     log(format!("wrote {}", opts.out.display()));
     Ok(report)
 }
 
-/// Inverse-square-root class frequency, so rare labels (critical, immediate) weigh more.
-fn class_weights(train: &[Example], classes: &[usize]) -> Vec<Vec<f32>> {
+/// Inverse class frequency to a power, so rare labels (critical, immediate) weigh more.
+fn class_weights(train: &[Example], classes: &[usize], power: f32) -> Vec<Vec<f32>> {
     classes
         .iter()
         .enumerate()
@@ -222,7 +330,15 @@ fn class_weights(train: &[Example], classes: &[usize]) -> Vec<Vec<f32>> {
                 n[e.labels[k]] += 1;
             }
             let total = train.len().max(1) as f32;
-            n.iter().map(|&x| if x == 0 { 1.0 } else { (total / (c as f32 * x as f32)).sqrt().clamp(0.5, 3.0) }).collect()
+            n.iter()
+                .map(|&x| {
+                    if x == 0 {
+                        1.0
+                    } else {
+                        (total / (c as f32 * x as f32)).powf(power).clamp(0.2, 5.0)
+                    }
+                })
+                .collect()
         })
         .collect()
 }
@@ -236,17 +352,49 @@ fn probabilities(net: &Network, e: &Example, temperatures: &[f32]) -> Vec<Vec<f3
 }
 
 fn argmax(p: &[f32]) -> usize {
-    p.iter().enumerate().fold(0, |best, (i, v)| if *v > p[best] { i } else { best })
+    p.iter()
+        .enumerate()
+        .fold(0, |best, (i, v)| if *v > p[best] { i } else { best })
 }
 
-fn evaluate(net: &Network, data: &[Example], taxonomy: &Taxonomy, temperatures: &[f32]) -> Vec<AxisMetrics> {
-    let probs: Vec<Vec<Vec<f32>>> = data.iter().map(|e| probabilities(net, e, temperatures)).collect();
+fn evaluate(
+    net: &Network,
+    data: &[Example],
+    taxonomy: &Taxonomy,
+    temperatures: &[f32],
+) -> Vec<AxisMetrics> {
+    evaluate_with(
+        net,
+        data,
+        taxonomy,
+        temperatures,
+        &vec![BTreeMap::new(); taxonomy.axes.len()],
+    )
+}
+
+/// Metrics with decision thresholds applied as the engine applies them.
+fn evaluate_with(
+    net: &Network,
+    data: &[Example],
+    taxonomy: &Taxonomy,
+    temperatures: &[f32],
+    thresholds: &[BTreeMap<String, f32>],
+) -> Vec<AxisMetrics> {
+    let probs: Vec<Vec<Vec<f32>>> = data
+        .iter()
+        .map(|e| probabilities(net, e, temperatures))
+        .collect();
     taxonomy
         .axes
         .iter()
         .enumerate()
         .map(|(k, axis)| {
-            let pairs: Vec<(usize, usize)> = data.iter().zip(&probs).map(|(e, p)| (e.labels[k], argmax(&p[k]))).collect();
+            let head = head_spec(axis, temperatures[k], thresholds[k].clone());
+            let pairs: Vec<(usize, usize)> = data
+                .iter()
+                .zip(&probs)
+                .map(|(e, p)| (e.labels[k], head.decide(&p[k]).0))
+                .collect();
             let conf: Vec<f32> = probs.iter().map(|p| p[k][argmax(&p[k])]).collect();
             AxisMetrics::compute(&axis.name, &axis.labels, &pairs, Some(&conf), axis.ordinal)
         })
@@ -258,12 +406,66 @@ fn mean_macro_f1(net: &Network, data: &[Example], taxonomy: &Taxonomy) -> f64 {
     m.iter().map(|a| a.macro_f1).sum::<f64>() / m.len() as f64
 }
 
+fn head_spec(
+    axis: &corpus::AxisDef,
+    temperature: f32,
+    thresholds: BTreeMap<String, f32>,
+) -> HeadSpec {
+    HeadSpec {
+        name: axis.name.clone(),
+        output: axis.name.clone(),
+        labels: axis.labels.clone(),
+        ordinal: axis.ordinal,
+        output_kind: OutputKind::Probabilities,
+        temperature,
+        thresholds,
+    }
+}
+
+/// The highest threshold on P(label) at which validation recall of `label`
+/// reaches `target`; None when argmax alone already reaches it.
+fn fit_threshold(
+    net: &Network,
+    val: &[Example],
+    head: usize,
+    label: usize,
+    temperature: f32,
+    target: f64,
+) -> Option<f32> {
+    let positives: Vec<(f32, bool)> = val
+        .iter()
+        .filter(|e| e.labels[head] == label)
+        .map(|e| {
+            let mut p = net.forward(&e.ids).logits[head].clone();
+            softmax_in_place(&mut p, temperature);
+            (p[label], argmax(&p) == label)
+        })
+        .collect();
+    if positives.is_empty() {
+        return None;
+    }
+    let recall = |t: f32| {
+        positives.iter().filter(|(p, am)| *am || *p >= t).count() as f64 / positives.len() as f64
+    };
+    if recall(1.01) >= target {
+        return None;
+    }
+    let mut t = 0.95f32;
+    while t > 0.02 && recall(t) < target {
+        t -= 0.01;
+    }
+    Some((t * 100.0).round() / 100.0)
+}
+
 /// Temperature minimising validation negative log-likelihood (grid search).
 fn fit_temperature(net: &Network, val: &[Example], head: usize) -> f32 {
     if val.is_empty() {
         return 1.0;
     }
-    let logits: Vec<Vec<f32>> = val.iter().map(|e| net.forward(&e.ids).logits[head].clone()).collect();
+    let logits: Vec<Vec<f32>> = val
+        .iter()
+        .map(|e| net.forward(&e.ids).logits[head].clone())
+        .collect();
     let nll = |t: f32| -> f64 {
         logits
             .iter()
@@ -294,18 +496,33 @@ fn write_model_dir(
     net: &Network,
     vocab: &[String],
     temperatures: &[f32],
+    thresholds: &[BTreeMap<String, f32>],
     report: &TrainReport,
     records: &[Record],
     splits: &[Split],
 ) -> anyhow::Result<()> {
     let out = &opts.out;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let heads: Vec<export::ExportHead> =
-        taxonomy.axes.iter().zip(temperatures).map(|(a, t)| export::ExportHead { output: &a.name, temperature: *t }).collect();
+    let heads: Vec<export::ExportHead> = taxonomy
+        .axes
+        .iter()
+        .zip(temperatures)
+        .map(|(a, t)| export::ExportHead {
+            output: &a.name,
+            temperature: *t,
+        })
+        .collect();
     let name = "complaint-triage-fasttext";
-    std::fs::write(out.join("model.onnx"), export::export_onnx(net, &heads, name))?;
+    std::fs::write(
+        out.join("model.onnx"),
+        export::export_onnx(net, &heads, name),
+    )?;
 
-    let vocab_map: HashMap<String, u32> = vocab.iter().enumerate().map(|(i, f)| (f.clone(), i as u32)).collect();
+    let vocab_map: HashMap<String, u32> = vocab
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.clone(), i as u32))
+        .collect();
     let model = WordLevel::builder()
         .vocab(vocab_map.into_iter().collect())
         .unk_token(UNK.into())
@@ -313,15 +530,21 @@ fn write_model_dir(
         .map_err(|e| anyhow::anyhow!("cannot build the vocabulary: {e}"))?;
     let mut tokenizer = Tokenizer::new(model);
     tokenizer.with_pre_tokenizer(Some(WhitespaceSplit));
-    tokenizer.save(out.join("tokenizer.json"), false).map_err(|e| anyhow::anyhow!("cannot write tokenizer.json: {e}"))?;
+    tokenizer
+        .save(out.join("tokenizer.json"), false)
+        .map_err(|e| anyhow::anyhow!("cannot write tokenizer.json: {e}"))?;
 
     std::fs::copy(&opts.user_dict, out.join("finance_dict.txt"))
         .with_context(|| format!("cannot copy {}", opts.user_dict.display()))?;
 
+    // The splits, so `triage eval` can score exactly the data the model never saw.
     let mut heldout = std::fs::File::create(out.join("heldout.jsonl"))?;
+    let mut validation = std::fs::File::create(out.join("validation.jsonl"))?;
     for (r, s) in records.iter().zip(splits) {
-        if *s == Split::Test {
-            writeln!(heldout, "{}", r.raw)?;
+        match s {
+            Split::Test => writeln!(heldout, "{}", r.raw)?,
+            Split::Validation => writeln!(validation, "{}", r.raw)?,
+            Split::Train => {}
         }
     }
 
@@ -336,26 +559,30 @@ fn write_model_dir(
             user_dict: Some("finance_dict.txt".into()),
             hmm: true,
             char_ngrams: opts.char_ngrams.clone(),
+            dedupe: true,
         },
         inputs: vec![
-            InputSpec { name: export::INPUT_IDS.into(), role: InputRole::Ids },
-            InputSpec { name: export::ATTENTION_MASK.into(), role: InputRole::Mask },
+            InputSpec {
+                name: export::INPUT_IDS.into(),
+                role: InputRole::Ids,
+            },
+            InputSpec {
+                name: export::ATTENTION_MASK.into(),
+                role: InputRole::Mask,
+            },
         ],
         heads: taxonomy
             .axes
             .iter()
             .zip(temperatures)
-            .map(|(a, t)| HeadSpec {
-                name: a.name.clone(),
-                output: a.name.clone(),
-                labels: a.labels.clone(),
-                ordinal: a.ordinal,
-                output_kind: OutputKind::Probabilities,
-                temperature: *t,
-            })
+            .zip(thresholds)
+            .map(|((a, t), th)| head_spec(a, *t, th.clone()))
             .collect(),
         training: serde_json::to_value(report)?,
     };
-    std::fs::write(out.join(crate::model::manifest::MANIFEST_FILE), serde_json::to_string_pretty(&manifest)? + "\n")?;
+    std::fs::write(
+        out.join(crate::model::manifest::MANIFEST_FILE),
+        serde_json::to_string_pretty(&manifest)? + "\n",
+    )?;
     Ok(())
 }
