@@ -163,6 +163,14 @@ impl Engine {
         &self.drafter
     }
 
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
+    }
+
     /// Route given labels (e.g. a human's) with given signals: what the
     /// routing policy does independent of the model.
     pub fn route_labels(
@@ -286,7 +294,8 @@ impl Engine {
             .collect()
     }
 
-    fn prepare_one(&self, c: &Complaint) -> Result<(PreparedText, Encoded), TriageError> {
+    /// The text stages and encoding of one complaint (no model call).
+    pub fn prepare_one(&self, c: &Complaint) -> Result<(PreparedText, Encoded), TriageError> {
         if let Some(ch) = &c.channel {
             if !self.cfg.channels.contains_key(ch) {
                 return Err(TriageError::UnknownChannel {

@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use rustc_hash::FxHashMap;
 use tokenizers::Tokenizer;
 
 use crate::error::LoadError;
@@ -30,6 +31,43 @@ pub struct FeatureContext<'a> {
 pub struct Encoded {
     pub ids: Vec<i64>,
     pub type_ids: Vec<i64>,
+}
+
+/// Longest character n-gram the features encoder supports.
+pub const MAX_NGRAM: usize = 3;
+
+/// One feature: a vocabulary string, or a character n-gram packed into an
+/// integer key ([`ngram_key`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Feature<'a> {
+    Text(&'a str),
+    Ngram(u64),
+}
+
+/// Pack up to [`MAX_NGRAM`] characters into one integer: each code point plus
+/// one in a 21-bit slot, so the length is implied by the highest used slot.
+pub fn ngram_key(chars: impl Iterator<Item = char>) -> u64 {
+    chars.fold(0u64, |key, ch| (key << 21) | (ch as u64 + 1))
+}
+
+/// The vocabulary string of a packed n-gram, e.g. `c2:盗刷`.
+pub fn ngram_string(key: u64, out: &mut String) {
+    let n = (0..MAX_NGRAM).take_while(|i| key >> (21 * i) != 0).count();
+    out.push('c');
+    out.push(char::from(b'0' + n as u8));
+    out.push(':');
+    for i in (0..n).rev() {
+        let code = ((key >> (21 * i)) & 0x1F_FFFF) as u32 - 1;
+        out.push(char::from_u32(code).unwrap_or('\u{FFFD}'));
+    }
+}
+
+/// Parse `cN:xyz` back into its packed key (None for other features).
+fn parse_ngram(token: &str) -> Option<u64> {
+    let rest = token.strip_prefix('c')?;
+    let (n, chars) = rest.split_once(':')?;
+    let n: usize = n.parse().ok()?;
+    (n >= 1 && n <= MAX_NGRAM && chars.chars().count() == n).then(|| ngram_key(chars.chars()))
 }
 
 /// Produces the feature strings of the `features` encoder.
@@ -74,40 +112,41 @@ impl FeatureExtractor {
         &self.segmenter
     }
 
-    /// Call `f` with each feature string, at most `max_tokens` of them, in a
-    /// fixed order: context, words, then character n-grams.
-    pub fn for_each_feature(&self, ctx: &FeatureContext, mut f: impl FnMut(&str)) {
+    /// Call `f` with each feature, at most `max_tokens` of them, in a fixed
+    /// order: context, words, then character n-grams. N-grams come as packed
+    /// keys ([`ngram_key`]) so the hot path needs no string building.
+    pub fn visit(&self, ctx: &FeatureContext, mut f: impl FnMut(Feature)) {
         let mut buf = String::with_capacity(32);
         let mut emitted = 0usize;
         let max = self.max_tokens;
-        let mut emit = |buf: &str| {
+        let mut emit = |feature: Feature| {
             if emitted < max {
-                f(buf);
+                f(feature);
                 emitted += 1;
             }
         };
         buf.push_str("ch:");
         buf.push_str(ctx.channel.unwrap_or("unknown"));
-        emit(&buf);
+        emit(Feature::Text(&buf));
         buf.clear();
         buf.push_str("amt:");
         buf.push_str(amount_bucket(ctx.amounts));
-        emit(&buf);
+        emit(Feature::Text(&buf));
         let chars: Vec<Option<char>> = ctx.text.chars().map(ngram_char).collect();
         buf.clear();
         buf.push_str("len:");
         buf.push_str(length_bucket(chars.len()));
-        emit(&buf);
+        emit(Feature::Text(&buf));
         for word in self.segmenter.cut(ctx.text) {
             buf.clear();
             buf.push_str("w:");
             for ch in word.chars() {
                 buf.push(ch.to_ascii_lowercase());
             }
-            emit(&buf);
+            emit(Feature::Text(&buf));
         }
         for &n in &self.char_ngrams {
-            if n == 0 {
+            if n == 0 || n > MAX_NGRAM {
                 continue;
             }
             let mut run_start = 0;
@@ -118,17 +157,27 @@ impl FeatureExtractor {
                 // chars[run_start..i] is a run without whitespace
                 if i >= run_start + n {
                     for s in run_start..=i - n {
-                        buf.clear();
-                        buf.push('c');
-                        buf.push(char::from(b'0' + n as u8));
-                        buf.push(':');
-                        buf.extend(chars[s..s + n].iter().flatten());
-                        emit(&buf);
+                        emit(Feature::Ngram(ngram_key(
+                            chars[s..s + n].iter().flatten().copied(),
+                        )));
                     }
                 }
                 run_start = i + 1;
             }
         }
+    }
+
+    /// Call `f` with each feature as its vocabulary string (`w:…`, `c2:…`).
+    pub fn for_each_feature(&self, ctx: &FeatureContext, mut f: impl FnMut(&str)) {
+        let mut buf = String::with_capacity(16);
+        self.visit(ctx, |feature| match feature {
+            Feature::Text(t) => f(t),
+            Feature::Ngram(key) => {
+                buf.clear();
+                ngram_string(key, &mut buf);
+                f(&buf)
+            }
+        });
     }
 
     /// All feature strings of one text (for training and inspection).
@@ -143,6 +192,11 @@ impl FeatureExtractor {
 pub struct Encoder {
     kind: EncoderKind,
     tokenizer: Tokenizer,
+    /// The tokenizer's vocabulary (with added tokens) re-keyed for the
+    /// features encoder's hot path: character n-grams by packed key, other
+    /// features by string. Same ids as `tokenizer.token_to_id`.
+    vocab: FxHashMap<String, u32>,
+    ngrams: FxHashMap<u64, u32>,
     features: Option<FeatureExtractor>,
     max_tokens: usize,
     dedupe: bool,
@@ -172,9 +226,25 @@ impl Encoder {
             }
             EncoderKind::Text => None,
         };
+        let mut vocab = FxHashMap::default();
+        let mut ngrams = FxHashMap::default();
+        if spec.kind == EncoderKind::Features {
+            for (token, id) in tokenizer.get_vocab(true) {
+                match parse_ngram(&token) {
+                    Some(key) => {
+                        ngrams.insert(key, id);
+                    }
+                    None => {
+                        vocab.insert(token, id);
+                    }
+                }
+            }
+        }
         Ok(Self {
             kind: spec.kind,
             tokenizer,
+            vocab,
+            ngrams,
             features,
             max_tokens: spec.max_tokens,
             dedupe: spec.dedupe,
@@ -189,8 +259,12 @@ impl Encoder {
         match (self.kind, &self.features) {
             (EncoderKind::Features, Some(fx)) => {
                 let mut ids = Vec::with_capacity(128);
-                fx.for_each_feature(ctx, |feature| {
-                    if let Some(id) = self.tokenizer.token_to_id(feature) {
+                fx.visit(ctx, |feature| {
+                    let id = match feature {
+                        Feature::Text(t) => self.vocab.get(t),
+                        Feature::Ngram(key) => self.ngrams.get(&key),
+                    };
+                    if let Some(&id) = id {
                         ids.push(id as i64);
                     }
                 });
@@ -257,6 +331,58 @@ mod tests {
         assert!(!f
             .iter()
             .any(|x| x.starts_with("c2:") && (x.contains('5') || x.contains(' '))));
+    }
+
+    #[test]
+    fn fast_vocabulary_agrees_with_the_tokenizer() {
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models"));
+        let manifest = Manifest::load(dir).unwrap();
+        let enc = Encoder::load(dir, &manifest).unwrap();
+        for token in ["w:信用卡", "ch:phone", "[UNK]", "w:no-such-feature-xyz"] {
+            assert_eq!(
+                enc.vocab.get(token).copied(),
+                enc.tokenizer.token_to_id(token),
+                "{token}"
+            );
+        }
+        for token in ["c1:卡", "c2:盗刷", "c3:信用卡", "c2:!!", "c3:00元"] {
+            assert_eq!(
+                enc.ngrams.get(&parse_ngram(token).unwrap()).copied(),
+                enc.tokenizer.token_to_id(token),
+                "{token}"
+            );
+        }
+        // the fast path gives exactly the ids of looking every feature string up in tokenizer.json
+        let fx = enc.feature_extractor().unwrap();
+        for text in [
+            "我的信用卡被盗刷了3笔共计2.3万元!! 请马上冻结",
+            "ATM吞卡了, 打12378投诉",
+            "谢谢",
+        ] {
+            let ctx = FeatureContext {
+                text,
+                channel: Some("phone"),
+                amounts: &[23_000.0],
+            };
+            let mut slow: Vec<i64> = Vec::new();
+            fx.for_each_feature(&ctx, |f| {
+                slow.extend(enc.tokenizer.token_to_id(f).map(|i| i as i64))
+            });
+            slow.sort_unstable();
+            slow.dedup();
+            assert_eq!(enc.encode(&ctx).unwrap().ids, slow, "{text}");
+        }
+    }
+
+    #[test]
+    fn ngram_keys_round_trip() {
+        for token in ["c1:卡", "c2:盗刷", "c3:信用卡", "c2:a0"] {
+            let mut out = String::new();
+            ngram_string(parse_ngram(token).unwrap(), &mut out);
+            assert_eq!(out, token);
+        }
+        assert_eq!(parse_ngram("w:信用卡"), None);
+        assert_eq!(parse_ngram("c2:太长了"), None);
     }
 
     #[test]

@@ -16,6 +16,9 @@ use crate::model::encoder::Encoded;
 use crate::model::manifest::{InputRole, Manifest, OutputKind};
 use crate::model::runtime;
 
+/// Most items in one padded model call.
+const MAX_GROUP: usize = 64;
+
 /// Per-head probability distributions for one complaint, in manifest head order.
 pub type HeadPrediction = Vec<f32>;
 
@@ -58,7 +61,41 @@ impl Classifier {
     }
 
     /// Run the model on a batch; returns `[item][head] → probabilities`.
+    ///
+    /// Items are grouped by length before the model calls, so a long text does
+    /// not pad every short one in its batch to its own length.
     pub fn predict(&self, batch: &[Encoded]) -> Result<Vec<Vec<HeadPrediction>>, TriageError> {
+        if batch.len() <= 1 {
+            return self.run_padded(&batch.iter().collect::<Vec<_>>());
+        }
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by_key(|&i| batch[i].ids.len());
+        let mut out: Vec<Option<Vec<HeadPrediction>>> = vec![None; batch.len()];
+        let mut start = 0;
+        while start < order.len() {
+            let shortest = batch[order[start]].ids.len();
+            let limit = shortest + shortest / 4 + 16;
+            let mut end = start + 1;
+            while end < order.len()
+                && end - start < MAX_GROUP
+                && batch[order[end]].ids.len() <= limit
+            {
+                end += 1;
+            }
+            let group: Vec<&Encoded> = order[start..end].iter().map(|&i| &batch[i]).collect();
+            for (&i, r) in order[start..end].iter().zip(self.run_padded(&group)?) {
+                out[i] = Some(r);
+            }
+            start = end;
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| r.expect("every item scored"))
+            .collect())
+    }
+
+    /// One model call on `batch`, padded to its longest item.
+    fn run_padded(&self, batch: &[&Encoded]) -> Result<Vec<Vec<HeadPrediction>>, TriageError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }

@@ -2,7 +2,7 @@
 //! `Network::forward` followed by a temperature-scaled softmax per head:
 //!
 //! ```text
-//! w = idf[ids]·mask;  pooled = Σ w·emb[ids] / max(‖w‖₂, ε);  hidden = Relu(Gemm(pooled))
+//! pooled = mask · (idf⊙emb)[ids] / max(√(mask · idf²[ids]), ε);  hidden = Relu(Gemm(pooled))
 //! per head: Softmax(Gemm(Concat(pooled, hidden)) / T) ─► product, category, …
 //! ```
 
@@ -86,6 +86,16 @@ fn value_info(name: &str, elem: i32, dims: &[Result<i64, &str>]) -> ValueInfoPro
     }
 }
 
+/// `idf[v] · emb[v, :]` for every row.
+fn scaled_embedding(net: &Network) -> Vec<f32> {
+    let d = net.dim;
+    net.emb
+        .chunks(d)
+        .zip(&net.idf)
+        .flat_map(|(row, w)| row.iter().map(move |x| x * w))
+        .collect()
+}
+
 /// One exported head: output tensor name and softmax temperature.
 pub struct ExportHead<'a> {
     pub output: &'a str,
@@ -96,25 +106,23 @@ pub struct ExportHead<'a> {
 pub fn export_onnx(net: &Network, heads: &[ExportHead], model_name: &str) -> Vec<u8> {
     let (v, d, h) = (net.vocab as i64, net.dim as i64, net.hidden as i64);
     let mut init = vec![
-        tensor_f32("emb", &[v, d], &net.emb),
-        tensor_f32("idf", &[v], &net.idf),
+        // IDF folded into the embedding rows, so pooling is one batched MatMul with the mask.
+        tensor_f32("emb_idf", &[v, d], &scaled_embedding(net)),
+        tensor_f32(
+            "idf_sq",
+            &[v],
+            &net.idf.iter().map(|w| w * w).collect::<Vec<_>>(),
+        ),
         tensor_f32("eps", &[], &[NORM_EPS]),
         tensor_f32("w1", &[d, h], &net.w1),
         tensor_f32("b1", &[h], &net.b1),
         tensor_i64("axis_tokens", &[1]),
-        tensor_i64("axis_last", &[2]),
     ];
     let mut nodes = vec![
         node(
             "Gather",
-            &["emb", INPUT_IDS],
+            &["emb_idf", INPUT_IDS],
             "gathered",
-            vec![int_attr("axis", 0)],
-        ),
-        node(
-            "Gather",
-            &["idf", INPUT_IDS],
-            "idf_w",
             vec![int_attr("axis", 0)],
         ),
         node(
@@ -123,16 +131,16 @@ pub fn export_onnx(net: &Network, heads: &[ExportHead], model_name: &str) -> Vec
             "mask_f",
             vec![int_attr("to", DT_FLOAT as i64)],
         ),
-        node("Mul", &["idf_w", "mask_f"], "weights", vec![]),
-        node("Unsqueeze", &["weights", "axis_last"], "weights_3d", vec![]),
-        node("Mul", &["gathered", "weights_3d"], "weighted", vec![]),
+        node("Unsqueeze", &["mask_f", "axis_tokens"], "mask_row", vec![]),
+        node("MatMul", &["mask_row", "gathered"], "summed_3d", vec![]),
+        node("Squeeze", &["summed_3d", "axis_tokens"], "summed", vec![]),
         node(
-            "ReduceSum",
-            &["weighted", "axis_tokens"],
-            "summed",
-            vec![int_attr("keepdims", 0)],
+            "Gather",
+            &["idf_sq", INPUT_IDS],
+            "idf_sq_w",
+            vec![int_attr("axis", 0)],
         ),
-        node("Mul", &["weights", "weights"], "weights_sq", vec![]),
+        node("Mul", &["idf_sq_w", "mask_f"], "weights_sq", vec![]),
         node(
             "ReduceSum",
             &["weights_sq", "axis_tokens"],

@@ -34,15 +34,15 @@ pub struct Hyper {
 impl Default for Hyper {
     fn default() -> Self {
         Self {
-            dim: 64,
-            hidden: 128,
-            epochs: 40,
+            dim: 96,
+            hidden: 256,
+            epochs: 60,
             batch: 32,
-            lr: 0.003,
-            token_dropout: 0.2,
-            hidden_dropout: 0.3,
+            lr: 0.002,
+            token_dropout: 0.7,
+            hidden_dropout: 0.5,
             weight_decay: 1e-4,
-            emb_weight_decay: 0.0,
+            emb_weight_decay: 0.05,
             emb_lr_scale: 1.0,
             class_weight_power: 0.5,
             patience: 6,
