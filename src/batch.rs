@@ -264,6 +264,15 @@ fn count_records(path: &Path) -> Option<u64> {
     Some(if is_csv { n.saturating_sub(1) } else { n })
 }
 
+fn bump(counts: &mut BTreeMap<String, usize>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_owned(), 1);
+        }
+    }
+}
+
 /// Score one input record into its output line (without the newline).
 fn score_line(
     rec: &InputRecord,
@@ -289,7 +298,12 @@ fn score_line(
             };
             (serde_json::to_string(&e).expect("serialisable"), None)
         }
-        (Ok(_), Some(Ok(t))) => (serde_json::to_string(&t).expect("serialisable"), Some(t)),
+        (Ok(_), Some(Ok(t))) => {
+            // One allocation of about the size of a result, instead of repeated growth.
+            let mut buf = Vec::with_capacity(4096);
+            serde_json::to_writer(&mut buf, &t).expect("serialisable");
+            (String::from_utf8(buf).expect("serde_json writes UTF-8"), Some(t))
+        }
         (Ok(_), None) => unreachable!("every parsed record is scored"),
     }
 }
@@ -315,8 +329,9 @@ pub fn rescore(engine: &Engine, opts: &RescoreOptions) -> anyhow::Result<Rescore
         File::create(&opts.output)
             .with_context(|| format!("cannot create {}", opts.output.display()))?
     };
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let out = BufWriter::with_capacity(1 << 20, file);
     let mut reader = Reader::open(&opts.input)?;
+    let mut out = out;
     for _ in 0..skip {
         if reader.next()?.is_none() {
             break;
@@ -335,68 +350,79 @@ pub fn rescore(engine: &Engine, opts: &RescoreOptions) -> anyhow::Result<Rescore
     } else {
         None
     };
-    let mut chunks_since_sync = 0;
-    loop {
-        let mut chunk = Vec::with_capacity(opts.chunk);
-        while chunk.len() < opts.chunk {
-            match reader.next()? {
-                Some(r) => chunk.push(r),
-                None => break,
+    // Three stages overlap: a reader thread parses the next chunk, the
+    // worker pool scores this one, a writer thread appends the previous one.
+    let (chunk_tx, chunk_rx) = std::sync::mpsc::sync_channel::<anyhow::Result<Vec<InputRecord>>>(2);
+    let chunk_size = opts.chunk;
+    let reader_thread = std::thread::spawn(move || loop {
+        let mut chunk = Vec::with_capacity(chunk_size);
+        let mut failed = None;
+        while chunk.len() < chunk_size {
+            match reader.next() {
+                Ok(Some(r)) => chunk.push(r),
+                Ok(None) => break,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             }
         }
-        if chunk.is_empty() {
-            break;
+        let done = chunk.len() < chunk_size || failed.is_some();
+        if !chunk.is_empty() && chunk_tx.send(Ok(chunk)).is_err() {
+            return;
         }
-        let lines: Vec<(String, Option<Triage>)> = chunk
+        if let Some(e) = failed {
+            let _ = chunk_tx.send(Err(e));
+        }
+        if done {
+            return;
+        }
+    });
+    let (write_tx, write_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+    let writer_thread = std::thread::spawn(move || -> std::io::Result<BufWriter<File>> {
+        let mut chunks_since_sync = 0;
+        for bytes in write_rx {
+            out.write_all(&bytes)?;
+            out.flush()?;
+            chunks_since_sync += 1;
+            if chunks_since_sync >= 16 {
+                out.get_ref().sync_data()?;
+                chunks_since_sync = 0;
+            }
+        }
+        Ok(out)
+    });
+    for chunk in chunk_rx {
+        let chunk = chunk?;
+        let scored: Vec<(String, Option<Triage>)> = chunk
             .par_chunks(opts.batch.max(1))
             .flat_map_iter(|part| {
-                let complaints: Vec<Complaint> = part
-                    .iter()
-                    .filter_map(|r| r.parsed.as_ref().ok().cloned())
-                    .collect();
+                let complaints: Vec<Complaint> = part.iter().filter_map(|r| r.parsed.as_ref().ok().cloned()).collect();
                 let mut results = engine.triage_batch(&complaints).into_iter();
                 part.iter()
                     .map(|r| {
-                        let res = r
-                            .parsed
-                            .is_ok()
-                            .then(|| results.next().expect("result per complaint"));
+                        let res = r.parsed.is_ok().then(|| results.next().expect("result per complaint"));
                         score_line(r, res)
                     })
                     .collect::<Vec<_>>()
             })
             .collect();
-        for (line, triage) in &lines {
-            out.write_all(line.as_bytes())?;
-            out.write_all(b"\n")?;
-            summary.records += 1;
-            match triage {
-                Some(t) => {
-                    summary.scored += 1;
-                    *summary.per_queue.entry(t.route.queue.clone()).or_default() += 1;
-                    for (axis, l) in &t.labels {
-                        *summary
-                            .per_label
-                            .entry(axis.clone())
-                            .or_default()
-                            .entry(l.value.clone())
-                            .or_default() += 1;
-                    }
-                    summary.needs_review += usize::from(t.needs_review);
-                }
-                None => summary.errors += 1,
-            }
+        let mut bytes = Vec::with_capacity(scored.iter().map(|(l, _)| l.len() + 1).sum());
+        for (line, triage) in &scored {
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+            summary.count(triage.as_ref());
         }
-        out.flush()?;
-        chunks_since_sync += 1;
-        if chunks_since_sync >= 16 {
-            out.get_ref().sync_data()?;
-            chunks_since_sync = 0;
+        if write_tx.send(bytes).is_err() {
+            break; // the writer failed; its error is reported below
         }
         if let Some(bar) = &bar {
-            bar.inc(lines.len() as u64);
+            bar.inc(scored.len() as u64);
         }
     }
+    drop(write_tx);
+    let _ = reader_thread.join();
+    let mut out = writer_thread.join().map_err(|_| anyhow::anyhow!("the writer thread panicked"))?.context("cannot write the output")?;
     out.flush()?;
     out.get_ref().sync_data()?;
     if let Some(bar) = bar {
@@ -412,6 +438,25 @@ pub fn rescore(engine: &Engine, opts: &RescoreOptions) -> anyhow::Result<Rescore
 }
 
 impl RescoreSummary {
+    fn count(&mut self, triage: Option<&Triage>) {
+        self.records += 1;
+        let Some(t) = triage else {
+            self.errors += 1;
+            return;
+        };
+        self.scored += 1;
+        bump(&mut self.per_queue, &t.route.queue);
+        for (axis, l) in &t.labels {
+            match self.per_label.get_mut(axis) {
+                Some(counts) => bump(counts, &l.value),
+                None => {
+                    self.per_label.insert(axis.clone(), BTreeMap::from([(l.value.clone(), 1)]));
+                }
+            }
+        }
+        self.needs_review += usize::from(t.needs_review);
+    }
+
     /// Human-readable summary for the end of a run.
     pub fn render(&self) -> String {
         let mut s = format!(
