@@ -16,14 +16,21 @@ fn pct(sorted: &[f64], q: f64) -> f64 {
 }
 
 fn main() {
-    let calls: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(50_000);
+    let calls: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(50_000);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let engine = default_engine(root).expect("engine");
     let text = std::fs::read_to_string(root.join("models/heldout.jsonl")).unwrap();
     let mut complaints: Vec<Complaint> = text
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .map(|v| Complaint { text: v["text"].as_str().unwrap().to_owned(), channel: v["channel"].as_str().map(str::to_owned), ..Complaint::default() })
+        .map(|v| Complaint {
+            text: v["text"].as_str().unwrap().to_owned(),
+            channel: v["channel"].as_str().map(str::to_owned),
+            ..Complaint::default()
+        })
         .collect();
     complaints.sort_by_key(|c| c.text.chars().count());
     let n = complaints.len();

@@ -302,7 +302,10 @@ fn score_line(
             // One allocation of about the size of a result, instead of repeated growth.
             let mut buf = Vec::with_capacity(4096);
             serde_json::to_writer(&mut buf, &t).expect("serialisable");
-            (String::from_utf8(buf).expect("serde_json writes UTF-8"), Some(t))
+            (
+                String::from_utf8(buf).expect("serde_json writes UTF-8"),
+                Some(t),
+            )
         }
         (Ok(_), None) => unreachable!("every parsed record is scored"),
     }
@@ -397,11 +400,17 @@ pub fn rescore(engine: &Engine, opts: &RescoreOptions) -> anyhow::Result<Rescore
         let scored: Vec<(String, Option<Triage>)> = chunk
             .par_chunks(opts.batch.max(1))
             .flat_map_iter(|part| {
-                let complaints: Vec<Complaint> = part.iter().filter_map(|r| r.parsed.as_ref().ok().cloned()).collect();
+                let complaints: Vec<Complaint> = part
+                    .iter()
+                    .filter_map(|r| r.parsed.as_ref().ok().cloned())
+                    .collect();
                 let mut results = engine.triage_batch(&complaints).into_iter();
                 part.iter()
                     .map(|r| {
-                        let res = r.parsed.is_ok().then(|| results.next().expect("result per complaint"));
+                        let res = r
+                            .parsed
+                            .is_ok()
+                            .then(|| results.next().expect("result per complaint"));
                         score_line(r, res)
                     })
                     .collect::<Vec<_>>()
@@ -422,7 +431,10 @@ pub fn rescore(engine: &Engine, opts: &RescoreOptions) -> anyhow::Result<Rescore
     }
     drop(write_tx);
     let _ = reader_thread.join();
-    let mut out = writer_thread.join().map_err(|_| anyhow::anyhow!("the writer thread panicked"))?.context("cannot write the output")?;
+    let mut out = writer_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?
+        .context("cannot write the output")?;
     out.flush()?;
     out.get_ref().sync_data()?;
     if let Some(bar) = bar {
@@ -450,7 +462,8 @@ impl RescoreSummary {
             match self.per_label.get_mut(axis) {
                 Some(counts) => bump(counts, &l.value),
                 None => {
-                    self.per_label.insert(axis.clone(), BTreeMap::from([(l.value.clone(), 1)]));
+                    self.per_label
+                        .insert(axis.clone(), BTreeMap::from([(l.value.clone(), 1)]));
                 }
             }
         }

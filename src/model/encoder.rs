@@ -67,7 +67,7 @@ fn parse_ngram(token: &str) -> Option<u64> {
     let rest = token.strip_prefix('c')?;
     let (n, chars) = rest.split_once(':')?;
     let n: usize = n.parse().ok()?;
-    (n >= 1 && n <= MAX_NGRAM && chars.chars().count() == n).then(|| ngram_key(chars.chars()))
+    ((1..=MAX_NGRAM).contains(&n) && chars.chars().count() == n).then(|| ngram_key(chars.chars()))
 }
 
 /// Produces the feature strings of the `features` encoder.
