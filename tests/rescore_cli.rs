@@ -12,6 +12,18 @@ fn triage() -> Command {
     c
 }
 
+/// `triage rescore [flags] INPUT -o OUTPUT`, waited for.
+fn rescore(input: &Path, output: &Path, flags: &[&str]) -> std::process::Output {
+    triage()
+        .arg("rescore")
+        .args(flags)
+        .arg(input)
+        .arg("-o")
+        .arg(output)
+        .output()
+        .unwrap()
+}
+
 fn read_jsonl(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap()
@@ -52,13 +64,7 @@ fn every_line_gets_a_result_or_an_error_record_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let input = write_input(dir.path());
     let output = dir.path().join("out.jsonl");
-    let run = triage()
-        .args(["rescore"])
-        .arg(&input)
-        .arg("-o")
-        .arg(&output)
-        .output()
-        .unwrap();
+    let run = rescore(&input, &output, &[]);
     assert!(
         run.status.success(),
         "{}",
@@ -119,14 +125,7 @@ fn resume_continues_without_duplicates_and_refuses_to_clobber() {
     let dir = tempfile::tempdir().unwrap();
     let input = write_input(dir.path());
     let full = dir.path().join("full.jsonl");
-    assert!(triage()
-        .args(["rescore"])
-        .arg(&input)
-        .arg("-o")
-        .arg(&full)
-        .status()
-        .unwrap()
-        .success());
+    assert!(rescore(&input, &full, &[]).status.success());
     let expected: Vec<Value> = read_jsonl(&full);
 
     // Simulate a crash: three complete lines and a torn fourth.
@@ -143,23 +142,11 @@ fn resume_continues_without_duplicates_and_refuses_to_clobber() {
     )
     .unwrap();
 
-    let refused = triage()
-        .args(["rescore"])
-        .arg(&input)
-        .arg("-o")
-        .arg(&partial)
-        .output()
-        .unwrap();
+    let refused = rescore(&input, &partial, &[]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--resume"));
 
-    let resumed = triage()
-        .args(["rescore", "--resume"])
-        .arg(&input)
-        .arg("-o")
-        .arg(&partial)
-        .output()
-        .unwrap();
+    let resumed = rescore(&input, &partial, &["--resume"]);
     assert!(
         resumed.status.success(),
         "{}",
@@ -196,13 +183,7 @@ fn csv_input_is_scored_and_bad_rows_reported() {
     )
     .unwrap();
     let output = dir.path().join("out.jsonl");
-    let run = triage()
-        .args(["rescore"])
-        .arg(&input)
-        .arg("-o")
-        .arg(&output)
-        .output()
-        .unwrap();
+    let run = rescore(&input, &output, &[]);
     assert!(
         run.status.success(),
         "{}",

@@ -176,7 +176,7 @@ struct TrainArgs {
     min_count: usize,
     /// Validation recall to reach for the top level of each ordinal axis (severity
     /// `critical`, urgency `immediate`) by fitting a decision threshold; 0 disables.
-    #[arg(long, default_value_t = 0.92)]
+    #[arg(long, default_value_t = 0.90)]
     top_level_recall: f64,
 }
 

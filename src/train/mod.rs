@@ -68,7 +68,7 @@ impl TrainOptions {
             val_fraction: 0.10,
             test_fraction: 0.15,
             stratify: "category".into(),
-            top_level_recall: Some(0.92),
+            top_level_recall: Some(0.90),
             quiet: false,
         }
     }
