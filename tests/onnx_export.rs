@@ -138,3 +138,92 @@ fn training_is_deterministic_for_a_seed() {
         ["low", "medium", "high", "critical"]
     );
 }
+
+/// A different model needs only a different model directory: a BERT-style
+/// `text` encoder (WordPiece tokenizer.json with [CLS]/[SEP]) and its own ONNX
+/// graph load in the engine with the shipped config, and triage works.
+#[test]
+fn a_text_encoder_model_directory_drops_in() {
+    use tokenizers::models::wordpiece::WordPiece;
+    use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+    use tokenizers::processors::bert::BertProcessing;
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    vocab.extend(
+        "信用卡被盗刷了请冻结年费太贵理财亏损催收"
+            .chars()
+            .map(|c| c.to_string()),
+    );
+    let vocab_file = dir.path().join("vocab.txt");
+    std::fs::write(&vocab_file, vocab.join("\n") + "\n").unwrap();
+    let model = WordPiece::from_file(vocab_file.to_str().unwrap())
+        .unk_token("[UNK]".into())
+        .build()
+        .unwrap();
+    let mut tokenizer = tokenizers::Tokenizer::new(model);
+    // As a Chinese BERT does: each CJK character is its own word.
+    tokenizer.with_normalizer(Some(tokenizers::normalizers::bert::BertNormalizer::new(
+        true, true, None, false,
+    )));
+    tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
+    tokenizer.with_post_processor(Some(BertProcessing::new(
+        ("[SEP]".into(), 3),
+        ("[CLS]".into(), 2),
+    )));
+    tokenizer
+        .save(dir.path().join("tokenizer.json"), false)
+        .unwrap();
+
+    let taxonomy =
+        triage::train::corpus::Taxonomy::load(&root.join("config/taxonomy.toml")).unwrap();
+    let classes: Vec<usize> = taxonomy.axes.iter().map(|a| a.labels.len()).collect();
+    let net = Network::new(vec![1.0; vocab.len()], 8, 8, &classes, 5);
+    let heads: Vec<ExportHead> = taxonomy
+        .axes
+        .iter()
+        .map(|a| ExportHead {
+            output: &a.name,
+            temperature: 1.0,
+        })
+        .collect();
+    std::fs::write(
+        dir.path().join("bert-like.onnx"),
+        export_onnx(&net, &heads, "bert-like"),
+    )
+    .unwrap();
+    let manifest = serde_json::json!({
+        "name": "bert-like-test", "version": "0.0.1", "onnx": "bert-like.onnx", "tokenizer": "tokenizer.json",
+        "encoder": {"kind": "text", "max_tokens": 64},
+        "inputs": [{"name": "input_ids", "role": "ids"}, {"name": "attention_mask", "role": "mask"}],
+        "heads": taxonomy.axes.iter().map(|a| serde_json::json!({
+            "name": a.name, "output": a.name, "labels": a.labels, "ordinal": a.ordinal
+        })).collect::<Vec<_>>()
+    });
+    std::fs::write(dir.path().join("manifest.json"), manifest.to_string()).unwrap();
+
+    let engine = triage::Engine::load(&triage::EngineOptions {
+        model_dir: dir.path().to_owned(),
+        config: root.join("config/triage.toml"),
+        sessions: 1,
+    })
+    .expect("a text-encoder model directory loads");
+    let complaint = triage::Complaint::new("信用卡被盗刷了，请冻结");
+    let (_, encoded) = engine.prepare_one(&complaint).unwrap();
+    assert_eq!(
+        encoded.ids.first(),
+        Some(&2),
+        "[CLS] first: the WordPiece tokenizer encoded the text"
+    );
+    assert_eq!(encoded.ids.last(), Some(&3), "[SEP] last");
+    assert!(encoded.ids.len() > 8);
+    let t = engine.triage(&complaint).unwrap();
+    assert_eq!(t.model.name, "bert-like-test");
+    for axis in &taxonomy.axes {
+        assert!(axis.labels.contains(&t.labels[&axis.name].value));
+    }
+}

@@ -222,3 +222,56 @@ fn classify_reads_stdin_and_reports_errors_with_exit_code() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("empty_text"));
 }
+
+#[test]
+fn a_missing_onnx_runtime_says_how_to_get_it() {
+    let out = triage()
+        .args(["classify", "年费太贵"])
+        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ONNX Runtime library not found")
+            && err.contains("ORT_DYLIB_PATH")
+            && err.contains("fetch_onnxruntime.py"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_config_names_the_file_and_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("config/triage.toml")).unwrap();
+    let text = text
+        .replace(
+            "signals = \"signals.toml\"",
+            &format!(
+                "signals = \"{}\"",
+                root.join("config/signals.toml").display()
+            ),
+        )
+        .replace(
+            "replies = \"replies/zh-CN.toml\"",
+            &format!(
+                "replies = \"{}\"",
+                root.join("config/replies/zh-CN.toml").display()
+            ),
+        )
+        .replace("queue = \"anti_fraud\"", "queue = \"anti_fruad\"");
+    let cfg = dir.path().join("triage.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = triage()
+        .args(["classify", "年费太贵", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("triage.toml") && err.contains("anti_fruad") && err.contains("[queues]"),
+        "{err}"
+    );
+}

@@ -402,3 +402,48 @@ fn overload_is_refused_with_retry_after_and_shutdown_drains() {
     let wal = data_dir.join("cases.sqlite3-wal");
     assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0);
 }
+
+#[test]
+fn sigterm_stops_the_real_binary_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_triage"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["serve", "--port", &port.to_string(), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let c = client();
+    let ready = (0..300).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        c.get(format!("{base}/readyz"))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+    });
+    assert!(ready, "server became ready");
+    let r = c
+        .post(format!("{base}/v1/cases"))
+        .json(&json!({"id": "t-1", "text": "年费太贵了，手机13812345678"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "exit {:?}: {log}", out.status);
+    assert!(
+        log.contains("shutdown signal received") && log.contains("stopped cleanly"),
+        "{log}"
+    );
+    assert!(!log.contains("13812345678"), "no personal data in logs");
+}
