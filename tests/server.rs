@@ -410,7 +410,7 @@ fn sigterm_stops_the_real_binary_cleanly() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_triage"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_triage"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["serve", "--port", &port.to_string(), "--data-dir"])
         .arg(dir.path().join("data"))
