@@ -43,6 +43,11 @@ pub struct ServerSettings {
     pub classify_open: bool,
     /// name → key
     pub api_keys: BTreeMap<String, String>,
+    /// A new case whose customer has an open case with the same label on this
+    /// axis is a repeat…
+    pub repeat_axis: String,
+    /// …and gets this signal (escalation rules refer to it).
+    pub repeat_signal: String,
 }
 
 impl Default for ServerSettings {
@@ -57,6 +62,8 @@ impl Default for ServerSettings {
             max_batch_items: 1000,
             classify_open: true,
             api_keys: BTreeMap::new(),
+            repeat_axis: "category".into(),
+            repeat_signal: "repeat_complaint".into(),
         }
     }
 }
@@ -125,6 +132,9 @@ pub struct EscalationRule {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Deadlines {
+    /// The axis whose label picks the first-response time.
+    #[serde(default = "default_first_response_axis")]
+    pub first_response_axis: String,
     pub registration: String,
     pub resolution_days: u32,
     #[serde(default)]
@@ -141,6 +151,10 @@ pub struct ReplySettings {
     /// How the reply names the channel when the complaint came without one.
     #[serde(default = "default_unknown_channel")]
     pub unknown_channel: String,
+}
+
+fn default_first_response_axis() -> String {
+    "urgency".into()
 }
 
 fn default_unknown_channel() -> String {

@@ -134,7 +134,8 @@ impl Engine {
         let names = detector.names();
         let router = Router::new(&cfg, &manifest, &names)
             .map_err(|m| LoadError::invalid(&opts.config, m))?;
-        let drafter = ReplyDrafter::load(&cfg.replies, &cfg, &names)?;
+        let axes: Vec<&str> = manifest.heads.iter().map(|h| h.name.as_str()).collect();
+        let drafter = ReplyDrafter::load(&cfg.replies, &cfg, &names, &axes)?;
         let encoder = Encoder::load(&opts.model_dir, &manifest)?;
         let classifier = Classifier::load(&opts.model_dir, manifest.clone(), opts.sessions)?;
         Ok(Self {
@@ -173,12 +174,7 @@ impl Engine {
 
     /// Route given labels (e.g. a human's) with given signals: what the
     /// routing policy does independent of the model.
-    pub fn route_labels(
-        &self,
-        mut labels: BTreeMap<String, String>,
-        signals: &[Signal],
-        _channel: Option<&str>,
-    ) -> Route {
+    pub fn route_labels(&self, mut labels: BTreeMap<String, String>, signals: &[Signal]) -> Route {
         self.router.route(&mut labels, signals, Utc::now()).0
     }
 
@@ -235,7 +231,10 @@ impl Engine {
                 .unwrap_or_default()
         };
         let channel_name = channel.map(|ch| self.cfg.channels.get(ch).map_or(ch, String::as_str));
-        let label_of = |axis: &str| chosen.get(axis).map_or("", String::as_str);
+        let display_labels: BTreeMap<String, String> = chosen
+            .iter()
+            .map(|(axis, label)| (axis.clone(), self.cfg.display_name(axis, label).to_owned()))
+            .collect();
         let facts = ReplyFacts {
             case_id: id,
             channel: channel_name.unwrap_or(&self.cfg.reply.unknown_channel),
@@ -243,8 +242,7 @@ impl Engine {
                 .with_timezone(&tz)
                 .format("%Y年%m月%d日 %H:%M")
                 .to_string(),
-            product: self.cfg.display_name("product", label_of("product")),
-            category: self.cfg.display_name("category", label_of("category")),
+            display_labels: &display_labels,
             amounts,
             queue: self.cfg.queue_name(&route.queue),
             first_response_due: &display_time(&route.first_response_due),

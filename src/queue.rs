@@ -5,6 +5,7 @@
 //! the embedded default (one file, WAL mode, migrations at start-up). Stored
 //! text is the engine's masked text, never the raw complaint.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -63,9 +64,8 @@ pub struct Case {
 pub struct CaseSummary {
     pub id: String,
     pub status: String,
-    pub category: String,
-    pub severity: String,
-    pub urgency: String,
+    /// Axis → label, as the engine answered (after any rule raises).
+    pub labels: BTreeMap<String, String>,
     /// The deadline that matters now: first response until acknowledged, then resolution.
     pub next_due: String,
     pub overdue: bool,
@@ -92,11 +92,13 @@ pub enum Transition {
 /// Persistence for cases and their audit trail.
 pub trait CaseStore: Send + Sync {
     /// Store `triage` as a case unless a case with its id exists; returns the
-    /// stored case and whether it was created now.
+    /// stored case and whether it was created now. `repeat_key` is what repeat
+    /// detection compares (the label of the configured axis).
     fn insert_if_absent(
         &self,
         triage: &Triage,
         customer_id: Option<&str>,
+        repeat_key: &str,
         repeat_of: Option<&str>,
         actor: &str,
     ) -> Result<(Case, bool), StoreError>;
@@ -128,9 +130,8 @@ const MIGRATIONS: &[&str] = &[
         queue TEXT NOT NULL,
         status TEXT NOT NULL,
         customer_id TEXT,
-        category TEXT NOT NULL,
-        severity TEXT NOT NULL,
-        urgency TEXT NOT NULL,
+        repeat_key TEXT NOT NULL,
+        labels TEXT NOT NULL,
         repeat_of TEXT,
         first_response_due INTEGER NOT NULL,
         resolution_due INTEGER NOT NULL,
@@ -140,7 +141,7 @@ const MIGRATIONS: &[&str] = &[
         triage TEXT NOT NULL
      );
      CREATE INDEX cases_queue_due ON cases(queue, status, next_due);
-     CREATE INDEX cases_customer ON cases(customer_id, category, status);
+     CREATE INDEX cases_customer ON cases(customer_id, repeat_key, status);
      CREATE TABLE audit (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         case_id TEXT NOT NULL REFERENCES cases(id),
@@ -280,6 +281,7 @@ impl CaseStore for SqliteStore {
         &self,
         t: &Triage,
         customer_id: Option<&str>,
+        repeat_key: &str,
         repeat_of: Option<&str>,
         actor: &str,
     ) -> Result<(Case, bool), StoreError> {
@@ -287,13 +289,14 @@ impl CaseStore for SqliteStore {
             let tx = conn.unchecked_transaction()?;
             let now = now_string();
             let json = serde_json::to_string(t).map_err(|e| StoreError::Backend(e.to_string()))?;
-            let label = |a: &str| t.label(a).unwrap_or("").to_owned();
+            let labels: BTreeMap<&str, &str> = t.labels.iter().map(|(a, l)| (a.as_str(), l.value.as_str())).collect();
+            let labels = serde_json::to_string(&labels).map_err(|e| StoreError::Backend(e.to_string()))?;
             let first = ts(&t.route.first_response_due);
             let created = tx.execute(
-                "INSERT OR IGNORE INTO cases (id, queue, status, customer_id, category, severity, urgency, repeat_of,
+                "INSERT OR IGNORE INTO cases (id, queue, status, customer_id, repeat_key, labels, repeat_of,
                     first_response_due, resolution_due, next_due, created_at, updated_at, triage)
-                 VALUES (?1, ?2, 'open', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8, ?10, ?10, ?11)",
-                params![t.id, t.route.queue, customer_id, label("category"), label("severity"), label("urgency"), repeat_of, first, ts(&t.route.resolution_due), now, json],
+                 VALUES (?1, ?2, 'open', ?3, ?4, ?5, ?6, ?7, ?8, ?7, ?9, ?9, ?10)",
+                params![t.id, t.route.queue, customer_id, repeat_key, labels, repeat_of, first, ts(&t.route.resolution_due), now, json],
             )? == 1;
             if created {
                 let note = format!("routed to {}{}", t.route.queue, repeat_of.map(|r| format!(" (repeat of {r})")).unwrap_or_default());
@@ -312,13 +315,13 @@ impl CaseStore for SqliteStore {
     fn open_case_for(
         &self,
         customer_id: &str,
-        category: &str,
+        repeat_key: &str,
     ) -> Result<Option<String>, StoreError> {
         self.with(|conn| {
             Ok(conn
                 .query_row(
-                    "SELECT id FROM cases WHERE customer_id = ?1 AND category = ?2 AND status != 'resolved' ORDER BY created_at LIMIT 1",
-                    params![customer_id, category],
+                    "SELECT id FROM cases WHERE customer_id = ?1 AND repeat_key = ?2 AND status != 'resolved' ORDER BY created_at LIMIT 1",
+                    params![customer_id, repeat_key],
                     |r| r.get(0),
                 )
                 .optional()?)
@@ -334,21 +337,20 @@ impl CaseStore for SqliteStore {
     ) -> Result<Vec<CaseSummary>, StoreError> {
         self.with(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, status, category, severity, urgency, next_due, created_at, json_extract(triage, '$.text_masked')
+                "SELECT id, status, labels, next_due, created_at, json_extract(triage, '$.text_masked')
                  FROM cases WHERE queue = ?1 AND status != 'resolved' ORDER BY next_due, created_at LIMIT ?2 OFFSET ?3",
             )?;
             let rows = stmt.query_map(params![queue, limit, offset], |r| {
-                let due: i64 = r.get(5)?;
+                let due: i64 = r.get(3)?;
+                let labels: String = r.get(2)?;
                 Ok(CaseSummary {
                     id: r.get(0)?,
                     status: r.get(1)?,
-                    category: r.get(2)?,
-                    severity: r.get(3)?,
-                    urgency: r.get(4)?,
+                    labels: serde_json::from_str(&labels).unwrap_or_default(),
                     next_due: fmt_ts(due),
                     overdue: due < now.timestamp(),
-                    created_at: r.get(6)?,
-                    text_masked: r.get(7)?,
+                    created_at: r.get(4)?,
+                    text_masked: r.get(5)?,
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -74,8 +74,8 @@ pub struct ReplyFacts<'a> {
     pub case_id: &'a str,
     pub channel: &'a str,
     pub received: &'a str,
-    pub product: &'a str,
-    pub category: &'a str,
+    /// Axis → display name of its label; each axis is a placeholder (`{product}`).
+    pub display_labels: &'a BTreeMap<String, String>,
     pub amounts: &'a [f64],
     pub queue: &'a str,
     pub first_response_due: &'a str,
@@ -84,12 +84,11 @@ pub struct ReplyFacts<'a> {
     pub signals: &'a [Signal],
 }
 
+/// Placeholders besides the model's axis names.
 const PLACEHOLDERS: &[&str] = &[
     "case_id",
     "channel",
     "received",
-    "product",
-    "category",
     "amounts",
     "queue",
     "first_response_due",
@@ -142,12 +141,12 @@ fn render(template: &str, vars: &[(&str, &str)]) -> String {
     out
 }
 
-fn unknown_placeholder(template: &str) -> Option<String> {
+fn unknown_placeholder(template: &str, axes: &[&str]) -> Option<String> {
     let re = Regex::new(r"\{([^{}]*)\}").unwrap();
     let unknown = re
         .captures_iter(template)
         .map(|c| c[1].to_owned())
-        .find(|n| !PLACEHOLDERS.contains(&n.as_str()));
+        .find(|n| !PLACEHOLDERS.contains(&n.as_str()) && !axes.contains(&n.as_str()));
     unknown
 }
 
@@ -171,15 +170,22 @@ pub fn format_amount(v: f64) -> String {
 }
 
 impl ReplyDrafter {
-    pub fn load(path: &Path, cfg: &TriageConfig, signal_names: &[&str]) -> Result<Self, LoadError> {
+    /// Load templates; `axes` are the model's axis names (each is a placeholder).
+    pub fn load(
+        path: &Path,
+        cfg: &TriageConfig,
+        signal_names: &[&str],
+        axes: &[&str],
+    ) -> Result<Self, LoadError> {
         let text = std::fs::read_to_string(path).map_err(|e| LoadError::io(path, e))?;
-        Self::from_toml(&text, cfg, signal_names).map_err(|m| LoadError::invalid(path, m))
+        Self::from_toml(&text, cfg, signal_names, axes).map_err(|m| LoadError::invalid(path, m))
     }
 
     pub fn from_toml(
         text: &str,
         cfg: &TriageConfig,
         signal_names: &[&str],
+        axes: &[&str],
     ) -> Result<Self, String> {
         let t: TemplatesFile = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut all: Vec<&str> = vec![
@@ -192,10 +198,11 @@ impl ReplyDrafter {
         ];
         all.extend(t.empathy.iter().map(|r| r.text.as_str()));
         all.extend(t.safety.iter().map(|r| r.text.as_str()));
-        if let Some(name) = all.iter().find_map(|s| unknown_placeholder(s)) {
+        if let Some(name) = all.iter().find_map(|s| unknown_placeholder(s, axes)) {
             return Err(format!(
-                "unknown placeholder {{{name}}}; known: {}",
-                PLACEHOLDERS.join(", ")
+                "unknown placeholder {{{name}}}; known: {}, and the model's axes {}",
+                PLACEHOLDERS.join(", "),
+                axes.join(", ")
             ));
         }
         if !t.empathy.last().is_some_and(|r| r.when.is_empty()) {
@@ -231,12 +238,10 @@ impl ReplyDrafter {
             let list: Vec<String> = f.amounts.iter().map(|a| format_amount(*a)).collect();
             render(&self.t.amounts_clause, &[("list", &list.join("、"))])
         };
-        let vars: [(&str, &str); 11] = [
+        let mut vars: Vec<(&str, &str)> = vec![
             ("case_id", f.case_id),
             ("channel", f.channel),
             ("received", f.received),
-            ("product", f.product),
-            ("category", f.category),
             ("amounts", &amounts),
             ("queue", f.queue),
             ("first_response_due", f.first_response_due),
@@ -244,6 +249,11 @@ impl ReplyDrafter {
             ("hotline", &self.hotline),
             ("institution", &self.institution),
         ];
+        vars.extend(
+            f.display_labels
+                .iter()
+                .map(|(axis, name)| (axis.as_str(), name.as_str())),
+        );
         let mut parts: Vec<(&str, String)> = Vec::with_capacity(7);
         parts.push(("acknowledgement", render(&self.t.acknowledgement, &vars)));
         if let Some(rule) = self.t.empathy.iter().find(|r| matches(&r.when, f.labels)) {
@@ -309,6 +319,110 @@ mod tests {
     #[test]
     fn render_substitutes_and_keeps_unknown() {
         assert_eq!(render("a{x}b{y}c{", &[("x", "1")]), "a1b{y}c{");
+    }
+
+    fn shipped() -> (String, TriageConfig) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cfg = TriageConfig::load(&root.join("config/triage.toml")).unwrap();
+        (
+            std::fs::read_to_string(root.join("config/replies/zh-CN.toml")).unwrap(),
+            cfg,
+        )
+    }
+
+    const AXES: &[&str] = &["product", "category", "severity", "urgency", "sentiment"];
+
+    #[test]
+    fn placeholders_are_the_fixed_names_plus_the_model_axes() {
+        let (text, cfg) = shipped();
+        assert!(ReplyDrafter::from_toml(&text, &cfg, &["self_harm_violence"], AXES).is_ok());
+        let err = ReplyDrafter::from_toml(&text, &cfg, &["self_harm_violence"], &["severity"])
+            .err()
+            .unwrap();
+        assert!(
+            err.contains("unknown placeholder {product}")
+                || err.contains("unknown placeholder {category}"),
+            "{err}"
+        );
+        let bad = text.replace("remedies = \"", "remedies = \"{compensation}");
+        assert!(
+            ReplyDrafter::from_toml(&bad, &cfg, &["self_harm_violence"], AXES)
+                .err()
+                .unwrap()
+                .contains("{compensation}")
+        );
+        let err = ReplyDrafter::from_toml(&text, &cfg, &[], AXES)
+            .err()
+            .unwrap();
+        assert!(
+            err.contains("self_harm_violence"),
+            "safety rule names an unknown signal: {err}"
+        );
+    }
+
+    #[test]
+    fn drafts_have_every_element_and_pass_compliance() {
+        let (text, cfg) = shipped();
+        let drafter = ReplyDrafter::from_toml(&text, &cfg, &["self_harm_violence"], AXES).unwrap();
+        let labels: BTreeMap<String, String> = [
+            ("product", "loan"),
+            ("category", "debt_collection"),
+            ("severity", "high"),
+            ("urgency", "high"),
+            ("sentiment", "negative"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        let display: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(a, l)| (a.clone(), cfg.display_name(a, l).to_owned()))
+            .collect();
+        let reply = drafter.draft(&ReplyFacts {
+            case_id: "C-9",
+            channel: "微信",
+            received: "2026年11月23日 10:00",
+            display_labels: &display,
+            amounts: &[5600.0],
+            queue: "催收管理",
+            first_response_due: "2026年11月24日 10:00",
+            resolution_due: "2026年12月08日 10:00",
+            labels: &labels,
+            signals: &[],
+        });
+        assert!(reply.compliance.passed, "{:?}", reply.compliance);
+        let text = reply.text.unwrap();
+        assert_eq!(
+            reply.elements,
+            [
+                "acknowledgement",
+                "empathy",
+                "restatement",
+                "handling",
+                "safety",
+                "remedies",
+                "signoff"
+            ]
+        );
+        for must in [
+            "C-9",
+            "微信",
+            "贷款",
+            "债务催收",
+            "5,600元",
+            "催收管理",
+            "2026年12月08日",
+            "保留通话录音",
+            "调解",
+            "仲裁",
+            "诉讼",
+            "95xxx",
+        ] {
+            assert!(text.contains(must), "{must} missing from {text}");
+        }
+        for never in ["high", "debt_collection", "confidence"] {
+            assert!(!text.contains(never), "internal label {never} in {text}");
+        }
     }
 
     #[test]

@@ -164,7 +164,7 @@ impl Router {
             });
         }
         let d = &cfg.deadlines;
-        let axis = "urgency";
+        let axis = d.first_response_axis.as_str();
         let mut first_response = BTreeMap::new();
         for (label, dur) in &d.first_response {
             check_label(axis, label, "deadlines.first_response")?;

@@ -215,7 +215,7 @@ pub fn evaluate_engine(engine: &Engine, path: &Path) -> anyhow::Result<EvalRepor
                         .zip(&r.labels)
                         .map(|(a, &i)| (a.name.clone(), a.labels[i].clone()))
                         .collect();
-                    let expected = engine.route_labels(truth, &t.signals, r.channel.as_deref());
+                    let expected = engine.route_labels(truth, &t.signals);
                     queue_pairs.push((expected.queue, t.route.queue.clone()));
                     kept.push(r.clone());
                     predicted.push(labels);

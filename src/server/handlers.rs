@@ -161,17 +161,25 @@ pub async fn create_case(
         .pop()
         .expect("one result")?;
     let mut repeat_of = None;
-    if let (Some(customer), Some(category)) = (
-        customer_id.clone(),
-        triage.label("category").map(str::to_owned),
-    ) {
-        let prior = blocking(&state, move |s| Ok(s.open_case_for(&customer, &category)?)).await?;
+    let repeat_key = triage
+        .label(&state.repeat_axis)
+        .unwrap_or_default()
+        .to_owned();
+    if let Some(customer) = customer_id.clone() {
+        let key = repeat_key.clone();
+        let prior = blocking(&state, move |s| Ok(s.open_case_for(&customer, &key)?)).await?;
         if let Some(prior) = prior.filter(|p| *p != triage.id) {
-            let signal = Signal {
-                name: state.repeat_signal.clone(),
-                evidence: format!("open case {prior} of the same customer and category"),
-            };
-            state.engine.apply_signal(&mut triage, signal);
+            let evidence = format!(
+                "open case {prior} of the same customer and {}",
+                state.repeat_axis
+            );
+            state.engine.apply_signal(
+                &mut triage,
+                Signal {
+                    name: state.repeat_signal.clone(),
+                    evidence,
+                },
+            );
             repeat_of = Some(prior);
         }
     }
@@ -179,6 +187,7 @@ pub async fn create_case(
         Ok(s.insert_if_absent(
             &triage,
             customer_id.as_deref(),
+            &repeat_key,
             repeat_of.as_deref(),
             &actor.0,
         )?)

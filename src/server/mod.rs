@@ -39,7 +39,8 @@ pub struct AppState {
     pub keys_enabled: bool,
     pub request_timeout: Duration,
     pub max_batch_items: usize,
-    /// Signal name added to a complaint whose customer has an open case in the same category.
+    /// Axis compared for repeat detection, and the signal a repeat gets.
+    pub repeat_axis: String,
     pub repeat_signal: String,
 }
 
@@ -139,6 +140,13 @@ pub fn build(opts: &ServeOptions) -> anyhow::Result<Service> {
         sessions: workers,
     })?);
     let settings = engine.config().server.clone();
+    if engine.manifest().head(&settings.repeat_axis).is_none() {
+        anyhow::bail!(
+            "{}: server.repeat_axis `{}` is not an axis of the model",
+            opts.config.display(),
+            settings.repeat_axis
+        );
+    }
     let store: Arc<dyn CaseStore> =
         Arc::new(SqliteStore::open(&opts.data_dir).with_context(|| {
             format!("cannot open the case store in {}", opts.data_dir.display())
@@ -168,7 +176,8 @@ pub fn build(opts: &ServeOptions) -> anyhow::Result<Service> {
         keys,
         request_timeout: handlers::request_timeout(&settings.request_timeout),
         max_batch_items: settings.max_batch_items,
-        repeat_signal: "repeat_complaint".into(),
+        repeat_axis: settings.repeat_axis.clone(),
+        repeat_signal: settings.repeat_signal.clone(),
     });
     let router = router(
         state.clone(),
