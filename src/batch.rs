@@ -332,9 +332,8 @@ pub fn rescore(engine: &Engine, opts: &RescoreOptions) -> anyhow::Result<Rescore
         File::create(&opts.output)
             .with_context(|| format!("cannot create {}", opts.output.display()))?
     };
-    let out = BufWriter::with_capacity(1 << 20, file);
+    let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut reader = Reader::open(&opts.input)?;
-    let mut out = out;
     for _ in 0..skip {
         if reader.next()?.is_none() {
             break;

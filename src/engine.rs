@@ -263,11 +263,14 @@ impl Engine {
     /// Triage many complaints with one model call; one result per input, in order.
     pub fn triage_batch(&self, complaints: &[Complaint]) -> Vec<Result<Triage, TriageError>> {
         let now = Utc::now();
-        let prepared: Vec<Result<(PreparedText, Encoded), TriageError>> =
-            complaints.iter().map(|c| self.prepare_one(c)).collect();
-        let batch: Vec<Encoded> = prepared
+        let mut batch: Vec<Encoded> = Vec::with_capacity(complaints.len());
+        let prepared: Vec<Result<PreparedText, TriageError>> = complaints
             .iter()
-            .filter_map(|p| p.as_ref().ok().map(|(_, e)| e.clone()))
+            .map(|c| {
+                let (text, encoded) = self.prepare_one(c)?;
+                batch.push(encoded);
+                Ok(text)
+            })
             .collect();
         let predictions = match self.classifier.predict(&batch) {
             Ok(p) => p,
@@ -283,7 +286,7 @@ impl Engine {
             .iter()
             .zip(prepared)
             .map(|(c, p)| {
-                let (text, _) = p?;
+                let text = p?;
                 let probs = predictions
                     .next()
                     .expect("a prediction per encoded complaint");
