@@ -13,18 +13,7 @@ use triage::{Complaint, Engine};
 /// Short (≈25th percentile), typical (median) and long (≈95th percentile)
 /// texts from the held-out split.
 fn sample_texts(root: &Path) -> Vec<(&'static str, Complaint)> {
-    let text =
-        std::fs::read_to_string(root.join("models/heldout.jsonl")).expect("models/heldout.jsonl");
-    let mut all: Vec<Complaint> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| Complaint {
-            id: v["id"].as_str().map(str::to_owned),
-            text: v["text"].as_str().unwrap_or_default().to_owned(),
-            channel: v["channel"].as_str().map(str::to_owned),
-            ..Complaint::default()
-        })
-        .collect();
+    let mut all = corpus(root);
     all.sort_by_key(|c| c.text.chars().count());
     let at = |q: f64| all[((all.len() - 1) as f64 * q) as usize].clone();
     vec![
@@ -34,18 +23,13 @@ fn sample_texts(root: &Path) -> Vec<(&'static str, Complaint)> {
     ]
 }
 
-fn corpus(root: &Path, n: usize) -> Vec<Complaint> {
-    let text = std::fs::read_to_string(root.join("models/heldout.jsonl")).unwrap();
-    text.lines()
-        .cycle()
-        .take(n)
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| Complaint {
-            text: v["text"].as_str().unwrap().to_owned(),
-            channel: v["channel"].as_str().map(str::to_owned),
-            ..Complaint::default()
-        })
-        .collect()
+fn corpus(root: &Path) -> Vec<Complaint> {
+    triage::batch::complaints_from_jsonl(&root.join("models/heldout.jsonl"))
+        .expect("models/heldout.jsonl")
+}
+
+fn cycled(root: &Path, n: usize) -> Vec<Complaint> {
+    corpus(root).into_iter().cycle().take(n).collect()
 }
 
 fn benches(c: &mut Criterion) {
@@ -86,7 +70,7 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("inference");
-    let encoded: Vec<_> = corpus(root, 256)
+    let encoded: Vec<_> = cycled(root, 256)
         .iter()
         .map(|c| engine.prepare_one(c).unwrap().1)
         .collect();
@@ -106,7 +90,7 @@ fn benches(c: &mut Criterion) {
             b.iter(|| engine.triage(c).unwrap())
         });
     }
-    let batch = corpus(root, 32);
+    let batch = cycled(root, 32);
     g.throughput(Throughput::Elements(32));
     g.bench_function("batch_32", |b| b.iter(|| engine.triage_batch(&batch)));
     g.finish();

@@ -9,7 +9,6 @@ use std::path::Path;
 use std::time::Instant;
 
 use triage::engine::default_engine;
-use triage::Complaint;
 
 fn pct(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
@@ -22,16 +21,8 @@ fn main() {
         .unwrap_or(50_000);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let engine = default_engine(root).expect("engine");
-    let text = std::fs::read_to_string(root.join("models/heldout.jsonl")).unwrap();
-    let mut complaints: Vec<Complaint> = text
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .map(|v| Complaint {
-            text: v["text"].as_str().unwrap().to_owned(),
-            channel: v["channel"].as_str().map(str::to_owned),
-            ..Complaint::default()
-        })
-        .collect();
+    let mut complaints = triage::batch::complaints_from_jsonl(&root.join("models/heldout.jsonl"))
+        .expect("held-out split");
     complaints.sort_by_key(|c| c.text.chars().count());
     let n = complaints.len();
     let typical = &complaints[n / 4..3 * n / 4];

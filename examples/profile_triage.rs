@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use triage::engine::default_engine;
-use triage::Complaint;
 
 fn main() {
     let batch: usize = std::env::args()
@@ -13,16 +12,8 @@ fn main() {
         .unwrap_or(1);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let engine = default_engine(root).expect("engine");
-    let text = std::fs::read_to_string(root.join("models/heldout.jsonl")).unwrap();
-    let complaints: Vec<Complaint> = text
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .map(|v| Complaint {
-            text: v["text"].as_str().unwrap().to_owned(),
-            channel: v["channel"].as_str().map(str::to_owned),
-            ..Complaint::default()
-        })
-        .collect();
+    let complaints = triage::batch::complaints_from_jsonl(&root.join("models/heldout.jsonl"))
+        .expect("held-out split");
     let start = std::time::Instant::now();
     let mut n = 0usize;
     for _ in 0..10 {

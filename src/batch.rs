@@ -102,6 +102,16 @@ fn parse_json_line(bytes: &[u8]) -> Result<Complaint, (Option<String>, String)> 
     })
 }
 
+/// Every well-formed complaint of a JSONL file (bad lines skipped), for
+/// benchmarks and tools that need real texts.
+pub fn complaints_from_jsonl(path: &Path) -> anyhow::Result<Vec<Complaint>> {
+    let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text
+        .split(|b| *b == b'\n')
+        .filter_map(|line| parse_json_line(line).ok())
+        .collect())
+}
+
 enum Reader {
     Jsonl {
         reader: BufReader<File>,
