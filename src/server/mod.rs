@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -68,6 +68,21 @@ async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
     resp
 }
 
+/// Backstop for every route: a request not answered in time gets a JSON 408.
+/// (Scoring has its own, shorter, timeout that answers 503.)
+async fn deadline(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let limit = state.request_timeout + Duration::from_secs(2);
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => errors::ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took too long and was abandoned; retry",
+        )
+        .into_response(),
+    }
+}
+
 async fn require_key(
     State(state): State<Arc<AppState>>,
     mut req: Request,
@@ -101,7 +116,6 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize, classify_open: bool) 
         .route("/v1/queues", get(handlers::list_queues))
         .route("/v1/queues/{queue}", get(handlers::list_queue))
         .layer(middleware::from_fn_with_state(state.clone(), require_key));
-    let request_timeout = state.request_timeout + Duration::from_secs(2);
     Router::new()
         .route("/", get(handlers::page))
         .route("/healthz", get(handlers::healthz))
@@ -113,7 +127,11 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize, classify_open: bool) 
         .fallback(handlers::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, request_timeout))
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            tracing::error!("a request handler panicked");
+            errors::ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred; it has been logged").into_response()
+        }))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
             // Method, path and request id only: bodies and headers (keys, texts) are never logged.
