@@ -2,7 +2,7 @@
 //! It names the ONNX file, the tokenizer, the inputs to build, each head's
 //! output tensor and labels in output order, and how the model was trained.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -181,10 +181,6 @@ impl Manifest {
 
     pub fn head(&self, name: &str) -> Option<&HeadSpec> {
         self.heads.iter().find(|h| h.name == name)
-    }
-
-    pub fn resolve(dir: &Path, file: &str) -> PathBuf {
-        dir.join(file)
     }
 }
 
